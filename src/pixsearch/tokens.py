@@ -1,0 +1,115 @@
+"""The special-token table: control tokens of search-interleaved decoding, resolved to real ids.
+
+Control flow in PixSearch is a state machine over these token ids (never over decoded text).
+Each control token is a single added token of the tokenizer. The display format follows the
+paper (`<search><region></search>`, `<information>…</information>`); the string a tokenizer
+holds for a role may differ from its display string where a backbone already uses that string
+for something else (LLaVA's image placeholder is `<image>`, so the image-query payload is
+registered under another vocabulary string there).
+
+Untrusted text (questions, retrieved documents) is passed through `escape` before it is
+tokenised, so a literal `<search>` in it can never become a control token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# role -> display string in the paper's format
+DISPLAY: dict[str, str] = {
+    "search_open": "<search>",
+    "search_close": "</search>",
+    "info_open": "<information>",
+    "info_close": "</information>",
+    "region": "<region>",
+    "image_query": "<image>",
+}
+
+# Everything that looks like one of our tags (or a chat-template tag) in untrusted text.
+_TAG_RE = re.compile(r"<(/?)(search|information|region|image|image_pad|im_start|im_end|\|[^|<>]{0,40}\|)>")
+_ESCAPE_OPEN = "\u2039"  # ‹
+_ESCAPE_CLOSE = "\u203a"  # ›
+
+
+def escape(text: str) -> str:
+    """Neutralise tag-like substrings of untrusted text: `<search>` becomes `‹search›`."""
+    return _TAG_RE.sub(lambda m: f"{_ESCAPE_OPEN}{m.group(1)}{m.group(2)}{_ESCAPE_CLOSE}", text)
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """Vocabulary strings of every control role, and their ids once resolved on a tokenizer.
+
+    Attributes:
+        search_open, search_close, info_open, info_close, region, image_query: the strings the
+            tokenizer holds for each control role (defaults are the display strings).
+        image_placeholder: the backbone's own image-patch placeholder token; never equal to
+            `image_query`.
+        ids: role -> token id, filled by `resolve`.
+    """
+
+    search_open: str = "<search>"
+    search_close: str = "</search>"
+    info_open: str = "<information>"
+    info_close: str = "</information>"
+    region: str = "<region>"
+    image_query: str = "<image>"
+    image_placeholder: str = "<image_pad>"
+    ids: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        strings = self.strings()
+        if len(set(strings.values())) != len(strings):
+            raise ValueError(f"special-token strings must be distinct, got {strings}")
+
+    def strings(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ids"}
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(self.strings())
+
+    def add_to(self, tokenizer: Any) -> int:
+        """Register every string as a special token on a HF tokenizer; returns how many were new."""
+        missing = [s for s in self.strings().values() if s not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": missing},
+                                         replace_additional_special_tokens=False)
+        return len(missing)
+
+    def resolve(self, tokenizer: Any) -> TokenTable:
+        """Return a copy with `ids` looked up on `tokenizer`; every string must be one token."""
+        ids: dict[str, int] = {}
+        for role, s in self.strings().items():
+            enc = tokenizer.encode(s, add_special_tokens=False)
+            if len(enc) != 1:
+                raise ValueError(
+                    f"special token {s!r} ({role}) is not a single token of this tokenizer "
+                    f"(got {len(enc)} ids); call TokenTable.add_to(tokenizer) first"
+                )
+            ids[role] = enc[0]
+        return TokenTable(**self.strings(), ids=ids)
+
+    def id(self, role: str) -> int:
+        if not self.ids:
+            raise RuntimeError("TokenTable is not resolved; call .resolve(tokenizer)")
+        return self.ids[role]
+
+    def display(self, token_id: int) -> str | None:
+        """Display string of a control id (None for ordinary tokens)."""
+        for role, i in self.ids.items():
+            if i == token_id:
+                return DISPLAY.get(role, self.strings()[role])
+        return None
+
+    def control_ids(self) -> set[int]:
+        return set(self.ids.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.strings(), "ids": dict(self.ids)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TokenTable:
+        return cls(**{k: v for k, v in d.items()})
