@@ -191,7 +191,8 @@ class Renderer:
 
 def _inside(off: tuple[int, int], span: tuple[int, int]) -> bool:
     a, b = off
-    return b > a and a >= span[0] and b <= span[1]
+    # zero-width tokens (bytes of a split character, trimmed spaces) count by their position
+    return a >= span[0] and b <= span[1] and (b > a or a < span[1])
 
 
 def _mask_spans(mask: list[int], offsets: list[tuple[int, int]],

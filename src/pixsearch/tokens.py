@@ -75,8 +75,7 @@ class TokenTable:
         """Register every string as a special token on a HF tokenizer; returns how many were new."""
         missing = [s for s in self.strings().values() if s not in tokenizer.get_vocab()]
         if missing:
-            tokenizer.add_special_tokens({"additional_special_tokens": missing},
-                                         replace_additional_special_tokens=False)
+            tokenizer.add_tokens(missing, special_tokens=True)
         return len(missing)
 
     def resolve(self, tokenizer: Any) -> TokenTable:

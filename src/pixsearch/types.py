@@ -63,6 +63,28 @@ class Query:
 
 
 @dataclass
+class Document:
+    """A knowledge-base document. `kind` is "card" (an entity card, what image search returns)
+    or "passage" (a fact passage, what text search returns). JSONL: one object per line."""
+
+    id: str
+    title: str
+    text: str
+    entity: str | None = None
+    kind: str = "passage"
+
+
+@dataclass
+class KBImage:
+    """An image of the knowledge base, linked to the document it depicts. `path` is relative to
+    the manifest (`images.jsonl`) that lists it."""
+
+    id: str
+    path: str
+    doc_id: str
+
+
+@dataclass
 class Hit:
     """One retrieved item: a document, reached through text or through one of its images."""
 

@@ -1,1 +1,13 @@
-"""PixSearch retrieval."""
+"""PixSearch retrieval: embedders, vector stores, the knowledge index, crops, evidence, serving.
+
+The search API is `search(query, k) -> list[Hit]` (`SearchAPI`); `KnowledgeIndex` is the
+in-process implementation, `HTTPSearch` the HTTP client, `CragMMSearch` the CRAG-MM adapter.
+Heavy dependencies (faiss, the encoders, torch) load only when the submodules that need them
+are imported.
+"""
+
+from pixsearch.retrieval.api import QueryLike, SearchAPI
+from pixsearch.retrieval.crop import crop
+from pixsearch.retrieval.evidence import format_evidence
+
+__all__ = ["QueryLike", "SearchAPI", "crop", "format_evidence"]

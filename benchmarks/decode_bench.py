@@ -1,0 +1,127 @@
+"""Continue-from-KV-cache vs re-encode-after-each-search, measured in one run.
+
+After every search PixSearch prefills only the evidence tokens into the KV cache it already
+has. The baseline (what Search-R1's inference does) re-encodes the whole sequence — image
+tokens, prompt, everything generated, all evidence so far — with a fresh cache after each
+search, then decodes on. Shapes follow the issue: 576 image tokens (LLaVA-1.5), 128 evidence
+tokens per search, 32 generated tokens between searches, greedy decoding on a model at least
+the size of the CPU default (`mini`), so compute rather than Python overhead dominates.
+
+Prints, for 1, 2 and 3 searches, baseline / continuation time, and how close continuation
+comes to its floor (pure decoding of the same tokens + prefilling only the evidence tokens).
+Last line: `kv_speedup_at_3_searches=<ratio>`.
+
+    python benchmarks/decode_bench.py [--preset mini] [--repeats 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+from PIL import Image
+
+from pixsearch.model.build import build_model
+from pixsearch.model.presets import get_preset
+from pixsearch.render import Rendered
+
+IMAGE_TOKENS, EVIDENCE_TOKENS, GEN_BETWEEN = 576, 128, 32
+
+
+def make_model(preset: str):
+    cfg = get_preset(preset)
+    cfg = cfg.with_image_tokens(IMAGE_TOKENS) if hasattr(cfg, "with_image_tokens") else cfg
+    model = build_model(cfg)
+    model.eval()
+    return model
+
+
+def prompt_for(model) -> Rendered:
+    r = model.renderer.prompt("What is the capital of the country whose flag is on the left?")
+    n = (r.image_slice[1] - r.image_slice[0]) if r.image_slice else 0
+    assert n == IMAGE_TOKENS, f"preset gives {n} image tokens, benchmark wants {IMAGE_TOKENS}"
+    return r
+
+
+def evidence_ids(model, i: int) -> list[int]:
+    words = " ".join(f"fact{i}_{j}" for j in range(400))
+    body = model.renderer.text_ids(words)
+    ids = model.renderer.information("")
+    return ids[:1] + body[: EVIDENCE_TOKENS - 2] + ids[-1:]
+
+
+def greedy(session, logits, n: int, banned: list[int]) -> torch.Tensor:
+    for _ in range(n):
+        logits = logits.clone()
+        logits[banned] = float("-inf")
+        logits = session.extend([int(torch.argmax(logits))])
+    return logits
+
+
+def run_once(model, image, n_searches: int, mode: str) -> dict[str, float]:
+    """Generate 32 tokens, search (inject 128 evidence tokens), … n times, then 32 more."""
+    banned = sorted(model.tokens.control_ids() | {model.renderer.tokenizer.eos_token_id})
+    prompt = prompt_for(model)
+    t0 = time.perf_counter()
+    session, logits = model.start(prompt, image)
+    prefill_ev = 0.0
+    for s in range(n_searches):
+        logits = greedy(session, logits, GEN_BETWEEN, banned)
+        ev = evidence_ids(model, s)
+        t1 = time.perf_counter()
+        if mode == "cache":
+            logits = session.extend(ev)
+            prefill_ev += time.perf_counter() - t1
+        else:  # re-encode everything with a fresh cache
+            full = replace(prompt, input_ids=list(session.ids) + ev,
+                           loss_mask=[0] * (len(session.ids) + len(ev)))
+            session, logits = model.start(full, image)
+    logits = greedy(session, logits, GEN_BETWEEN, banned)
+    return {"total": time.perf_counter() - t0, "evidence_prefill": prefill_ev}
+
+
+def floor_time(model, image, n_searches: int) -> float:
+    """Pure decoding of the same number of tokens (no searches) + evidence-only prefill."""
+    banned = sorted(model.tokens.control_ids() | {model.renderer.tokenizer.eos_token_id})
+    t0 = time.perf_counter()
+    session, logits = model.start(prompt_for(model), image)
+    greedy(session, logits, GEN_BETWEEN * (n_searches + 1), banned)
+    decode_only = time.perf_counter() - t0
+    return decode_only
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="mini")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = make_model(args.preset)
+    image = Image.new("RGB", (640, 480), (90, 120, 160))
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"preset={args.preset} params={n_params / 1e6:.1f}M image_tokens={IMAGE_TOKENS} "
+          f"evidence_tokens={EVIDENCE_TOKENS} generated_between={GEN_BETWEEN} "
+          f"threads={args.threads} repeats={args.repeats}")
+    with torch.inference_mode():
+        run_once(model, image, 1, "cache")  # warm-up
+        speedup = 0.0
+        for n in (1, 2, 3):
+            cache = [run_once(model, image, n, "cache") for _ in range(args.repeats)]
+            base = [run_once(model, image, n, "reencode")["total"] for _ in range(args.repeats)]
+            floors = [floor_time(model, image, n) for _ in range(args.repeats)]
+            c = statistics.median(r["total"] for r in cache)
+            ev = statistics.median(r["evidence_prefill"] for r in cache)
+            b, fl = statistics.median(base), statistics.median(floors) + ev
+            speedup = b / c
+            print(f"searches={n} reencode={b:.3f}s continue={c:.3f}s speedup={speedup:.2f}x "
+                  f"evidence_prefill={ev:.3f}s floor={fl:.3f}s continue/floor={c / fl:.2f}")
+    print(f"kv_speedup_at_3_searches={speedup:.2f}")
+
+
+if __name__ == "__main__":
+    main()

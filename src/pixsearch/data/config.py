@@ -1,0 +1,105 @@
+"""Configuration of the benchmark world: sizes, entity pools, scene geometry, evidence budget.
+
+`WorldConfig.preset("small")` builds in well under a minute (tests); `"full"` builds the
+training/evaluation world of the CPU default model (a few thousand records). Every field can be
+overridden from the command line (`pixsearch world build ... seed=3 scenes.train=500`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+Scale = Literal["small", "full"]
+
+
+@dataclass
+class SplitSizes:
+    """Number of scenes per split (each scene yields `questions_per_scene` records)."""
+
+    train: int = 900
+    val: int = 100
+    test: int = 150
+    test_unseen: int = 150
+
+
+@dataclass
+class SceneConfig:
+    """Geometry and photometry of composited scenes.
+
+    Attributes:
+        ego_size: (width, height) of egocentric scenes.
+        nonego_size: (width, height) of non-egocentric close-ups.
+        ego_share: share of scenes that are egocentric.
+        min_flags, max_flags: number of flags in an egocentric scene.
+        min_scale, max_scale: flag width as a share of the scene width.
+        warp: maximal perspective jitter of a flag corner, as a share of the flag width.
+        max_blur: maximal Gaussian blur radius (pixels) applied to a flag.
+        light: maximal relative brightness change of a flag (lighting).
+        pole_prob: probability that a flag hangs on a pole.
+        overlap_prob: probability that a flag is placed to partly occlude another.
+        outline_share: share of non-egocentric scenes showing a country outline, not a flag.
+        jpeg_quality: quality of the saved JPEGs.
+    """
+
+    ego_size: tuple[int, int] = (960, 540)
+    nonego_size: tuple[int, int] = (448, 336)
+    ego_share: float = 0.7
+    min_flags: int = 2
+    max_flags: int = 5
+    min_scale: float = 0.03
+    max_scale: float = 0.15
+    warp: float = 0.08
+    max_blur: float = 1.2
+    light: float = 0.25
+    pole_prob: float = 0.5
+    overlap_prob: float = 0.25
+    outline_share: float = 0.3
+    jpeg_quality: int = 90
+
+
+@dataclass
+class WorldConfig:
+    """The whole benchmark world.
+
+    Attributes:
+        seed: every random choice derives from it; same seed, same world.
+        scale: the preset this config came from (recorded in the card).
+        n_countries: how many countries to use (0 = all that have a flag and basic facts).
+        absent_share: share of countries kept out of the knowledge base (answer: "I don't know").
+        unseen_share: share of in-KB countries reserved for the test_unseen split.
+        scenes: scenes per split.
+        questions_per_scene: questions drawn per scene.
+        top_k: hits per search in gold trajectories.
+        evidence_words: word budget of one `<information>` block.
+        kb_image_size: width of knowledge-base flag / outline PNGs.
+        index_config: overrides passed to the retrieval `IndexConfig` (field -> value).
+    """
+
+    seed: int = 0
+    scale: Scale = "full"
+    n_countries: int = 0
+    absent_share: float = 0.1
+    unseen_share: float = 0.15
+    scenes: SplitSizes = field(default_factory=SplitSizes)
+    questions_per_scene: int = 3
+    top_k: int = 3
+    evidence_words: int = 70
+    kb_image_size: int = 160
+    index_config: dict = field(default_factory=dict)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+
+    @classmethod
+    def preset(cls, scale: Scale) -> WorldConfig:
+        """The `small` (tests, < 1 min) or `full` (training data) preset."""
+        if scale == "full":
+            return cls(scale="full")
+        if scale == "small":
+            return cls(scale="small", n_countries=48,
+                       scenes=SplitSizes(train=24, val=6, test=10, test_unseen=8),
+                       questions_per_scene=3, kb_image_size=96)
+        raise ValueError(f"unknown world scale {scale!r}; use 'small' or 'full'")
+
+    def replace(self, **changes) -> WorldConfig:
+        return dataclasses.replace(self, **changes)

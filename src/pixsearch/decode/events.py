@@ -1,0 +1,64 @@
+"""Events streamed by the decoding engine while it answers (CLI, server and logs consume them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..types import Answer, Evidence, Hit, Modality, SearchStep
+
+
+@dataclass
+class TokenEvent:
+    """A generated token; `text` is its display text ("" for a control token's payload)."""
+
+    token_id: int
+    text: str
+    control: bool = False
+
+
+@dataclass
+class SearchStarted:
+    index: int
+    modality: Modality
+    query_text: str | None = None
+
+
+@dataclass
+class MaskEvent:
+    """The mask predicted for a `<region>` query, and the crop box taken from it."""
+
+    index: int
+    mask: np.ndarray
+    box: tuple[int, int, int, int] | None
+
+
+@dataclass
+class HitsEvent:
+    index: int
+    hits: list[Hit]
+
+
+@dataclass
+class EvidenceEvent:
+    """Evidence about to be injected as forced tokens (prefilled through the cache)."""
+
+    index: int
+    evidence: Evidence
+
+
+@dataclass
+class SearchSkipped:
+    """A search the engine did not run (malformed or empty payload, unclosed tag)."""
+
+    step: SearchStep
+
+
+@dataclass
+class DoneEvent:
+    answer: Answer
+
+
+Event = (TokenEvent | SearchStarted | MaskEvent | HitsEvent | EvidenceEvent | SearchSkipped
+         | DoneEvent)

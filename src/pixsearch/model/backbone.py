@@ -1,0 +1,109 @@
+"""Backbones: vision tower → projector → causal LM, behind one small interface.
+
+`PixSearchModel` drives every backbone the same way: `preprocess` an image into tensors,
+`encode` them into LM-width image tokens (spliced at the image-placeholder positions) plus an
+optional coarse grid for the mask decoder, `position_ids` for a chunk of a sequence, and `run`
+the LM over input embeddings with a KV cache. `NativeBackbone` (this file) is the `tiny` /
+`mini` stack: our vision tower + MLP projector + a `LlamaForCausalLM`. Hub backbones (LLaVA,
+Qwen2.5-VL) are in `hub.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from ..render import ChatFormat
+from ..tokens import TokenTable
+from .config import ModelConfig
+from .projector import Projector
+from .vision import build_vision, lm_tokens, split_grid
+
+
+class Backbone(nn.Module):
+    """What `PixSearchModel` needs from a vision-language backbone.
+
+    Attributes:
+        model: the `transformers` model that returns next-token logits.
+        chat: how this backbone lays out a single-image question.
+        table: the control-token strings (image placeholder = the backbone's own).
+        n_image_tokens: image tokens per image in the prompt.
+        grid_dim: channels of `encode`'s coarse grid (0 if it gives none).
+    """
+
+    model: nn.Module
+    chat: ChatFormat
+    table: TokenTable
+    n_image_tokens: int
+    grid_dim: int = 0
+
+    def preprocess(self, image: Image.Image) -> dict[str, torch.Tensor]:
+        """Tensors of one image (no batch dimension) under backbone-specific keys."""
+        raise NotImplementedError
+
+    def encode(self, vis: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Batched image tensors → (LM image tokens [B, N, d_lm], coarse grid [B, D, h, h])."""
+        raise NotImplementedError
+
+    def position_ids(self, input_ids: torch.Tensor, vis: dict[str, torch.Tensor] | None,
+                     past: int, state: dict[str, Any]) -> torch.Tensor:
+        """Position ids of `input_ids` [B, T] following `past` cached tokens; `state` carries
+        what a backbone needs between prefill and extension (e.g. M-RoPE deltas)."""
+        t = input_ids.shape[1]
+        pos = torch.arange(past, past + t, device=input_ids.device)
+        return pos.unsqueeze(0).expand(input_ids.shape[0], -1)
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def language_model(self) -> nn.Module:
+        """The module LoRA adapters go into (never the vision tower)."""
+        raise NotImplementedError
+
+    def groups(self) -> dict[str, list[nn.Module]]:
+        """Trainable-group name → modules ('vision', 'projector', 'lm', 'embeddings')."""
+        raise NotImplementedError
+
+    def run(self, embeds: torch.Tensor, attention_mask: torch.Tensor | None,
+            position_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """LM over input embeddings → (logits [B, T, V], final hidden states [B, T, d_lm])."""
+        out = self.model(inputs_embeds=embeds, attention_mask=attention_mask,
+                         position_ids=position_ids, past_key_values=cache,
+                         use_cache=cache is not None, output_hidden_states=True)
+        return out.logits, out.hidden_states[-1]
+
+
+class NativeBackbone(Backbone):
+    """Our vision tower (random patch encoder or frozen DINOv2-S) + MLP projector + Llama LM."""
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, special_ids: dict[str, int]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        lm_kwargs = dict(vocab_size=vocab_size, **special_ids)
+        lm_kwargs.update(cfg.lm.hf_config)
+        lm_kwargs["vocab_size"] = vocab_size  # the tokenizer decides, never the preset
+        self.model = LlamaForCausalLM(LlamaConfig(**lm_kwargs))
+        self.vision = build_vision(cfg.vision)
+        self.grid_dim = self.vision.dim
+        self.projector = Projector(self.vision.dim, self.model.config.hidden_size, cfg.projector)
+        self.chat = ChatFormat()
+        self.table = TokenTable()
+        self.n_image_tokens = 1 + cfg.vision.lm_grid ** 2
+
+    def preprocess(self, image: Image.Image) -> dict[str, torch.Tensor]:
+        return {"vision": self.vision.preprocess(image)}
+
+    def encode(self, vis: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        tokens = self.vision(vis["vision"])
+        return self.projector(lm_tokens(tokens, self.cfg.vision.lm_grid)), split_grid(tokens)[1]
+
+    def language_model(self) -> nn.Module:
+        return self.model
+
+    def groups(self) -> dict[str, list[nn.Module]]:
+        return {"vision": [self.vision], "projector": [self.projector], "lm": [self.model],
+                "embeddings": [self.model.get_input_embeddings(), self.model.get_output_embeddings()]}

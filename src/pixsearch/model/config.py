@@ -1,0 +1,201 @@
+"""The model's typed configuration: which parts make up a `PixSearchModel` and which ones train.
+
+A `ModelConfig` names every part of the paper's model (§4.2): the backbone (vision tower,
+projector, language model), the BIO span tagger, the projection g(·) from span embeddings to
+mask queries, the SAM-style mask decoder (with the PLUM feedback loop), the high-resolution
+branch for small entities, and the trainable groups (LoRA on q,v; mask decoder + prompt
+encoder; projector). Presets (`presets.py`) are instances of it; `build.py` turns one into a
+model. Everything here is plain data so it round-trips through YAML next to a checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..config import from_dict, to_dict
+
+BackboneKind = Literal["native", "llava", "qwen2_5_vl"]
+VisionKind = Literal["patch", "dinov2"]
+TRAINABLE_GROUPS = ("lora", "lm", "embeddings", "vision", "projector", "span_tagger", "g",
+                    "prompt_encoder", "mask_decoder", "hires", "sam_vision")
+
+
+@dataclass
+class LMConfig:
+    """The language model.
+
+    Attributes:
+        backbone: "native" (a `LlamaForCausalLM` + our own vision tower and projector),
+            "llava" (`LlavaForConditionalGeneration`), "qwen2_5_vl"
+            (`Qwen2_5_VLForConditionalGeneration`); hub backbones bring their vision tower,
+            projector and tokenizer.
+        pretrained: hub id or local folder of a hub backbone ("" = random weights from `hf_config`).
+        hf_config: keyword overrides of the `transformers` config the model is built from
+            (for "native" a `LlamaConfig`; for hub kinds the VLM config, with nested
+            `text_config` / `vision_config` dicts).
+        tokenizer_vocab: vocabulary size of the byte-level BPE trained for native backbones.
+        image_size: side of the square image the hub vision tower sees (pixels).
+    """
+
+    backbone: BackboneKind = "native"
+    pretrained: str = ""
+    hf_config: dict = field(default_factory=dict)
+    tokenizer_vocab: int = 1024
+    image_size: int = 224
+
+
+@dataclass
+class VisionConfig:
+    """The vision tower of native backbones (hub backbones use their own).
+
+    Attributes:
+        kind: "patch" (a random trainable conv patch encoder, for `tiny`) or "dinov2" (the
+            frozen DINOv2-S ONNX tokens of ASSETS.md, 16×16 grid + CLS, 384-d).
+        image_size: input side for "patch" (dinov2 is fixed at 224).
+        patch_size: patch side for "patch".
+        dim: feature width ("patch" only; dinov2 is 384).
+        lm_grid: the patch grid is average-pooled to lm_grid × lm_grid tokens (+ CLS) before
+            the projector, so the LM sees 1 + lm_grid² image tokens.
+    """
+
+    kind: VisionKind = "patch"
+    image_size: int = 64
+    patch_size: int = 8
+    dim: int = 32
+    lm_grid: int = 4
+
+
+@dataclass
+class ProjectorConfig:
+    """The vision → LM projector of native backbones (an MLP, LLaVA-1.5 style).
+
+    Attributes:
+        depth: number of linear layers (GELU between them).
+    """
+
+    depth: int = 2
+
+
+@dataclass
+class SpanTaggerConfig:
+    """The BIO span tagger: a small bidirectional transformer over the LM's final hidden states.
+
+    Attributes:
+        dim: width of the tagger's transformer.
+        layers: encoder layers.
+        heads: attention heads.
+        fallback_tokens: tokens before `<search>` pooled when the tagger marks no span.
+    """
+
+    dim: int = 32
+    layers: int = 1
+    heads: int = 2
+    fallback_tokens: int = 3
+
+
+@dataclass
+class MaskDecoderConfig:
+    """SAM-style prompt encoder + two-way transformer mask decoder, and g(·).
+
+    Attributes:
+        hidden: decoder width (SAM: 256).
+        layers: two-way transformer layers (SAM: 2).
+        heads: attention heads (SAM: 8).
+        mlp_dim: transformer MLP width (SAM: 2048).
+        grid: side of the image-embedding grid the decoder attends over; masks come out at
+            4 × grid (SAM: 64 → 256).
+        num_queries: mask-query tokens g(·) makes from one span embedding.
+        feedback_iters: passes of the PLUM feedback loop (the previous mask logits are fed back
+            as the dense mask prompt); 1 = no feedback.
+        sam_pretrained: SAM checkpoint (hub id / local folder of a `SamModel`) whose prompt
+            encoder, mask decoder and (if `sam_vision`) image encoder are loaded ("" = none).
+        sam_vision: use SAM's own ViT image encoder for mask features (hub presets); its config
+            comes from `sam_vision_config` or the checkpoint.
+        sam_vision_config: `SamVisionConfig` keyword overrides when built without a checkpoint.
+        threshold: logit threshold of the binary mask.
+    """
+
+    hidden: int = 32
+    layers: int = 1
+    heads: int = 2
+    mlp_dim: int = 64
+    grid: int = 16
+    num_queries: int = 2
+    feedback_iters: int = 2
+    sam_pretrained: str = ""
+    sam_vision: bool = False
+    sam_vision_config: dict = field(default_factory=dict)
+    threshold: float = 0.0
+
+
+@dataclass
+class HiResConfig:
+    """The trainable high-resolution branch: a CNN over a larger view of the image whose
+    features are added to the decoder's image embeddings, so that entities covering ~1% of the
+    image still span several cells of the decoder grid.
+
+    Attributes:
+        enabled: build the branch.
+        image_size: side of the high-resolution view (pixels).
+        channels: widths of the CNN stages.
+    """
+
+    enabled: bool = True
+    image_size: int = 64
+    channels: list[int] = field(default_factory=lambda: [8, 16])
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters on the language model (via `peft`).
+
+    Attributes:
+        r: rank (paper: 8).
+        alpha: scaling numerator.
+        dropout: dropout on the adapter input.
+        targets: module names that get adapters (paper: q,v projections).
+    """
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class ModelConfig:
+    """A complete PixSearch model.
+
+    Attributes:
+        name: preset name (informational).
+        lm, vision, projector, span_tagger, mask_decoder, hires, lora: the parts (see each).
+        trainable: groups whose parameters get gradients; any of TRAINABLE_GROUPS. "lora"
+            adds LoRA adapters to the LM (and freezes its base weights unless "lm" is listed).
+        seed: seed for random initialisation.
+    """
+
+    name: str = "custom"
+    lm: LMConfig = field(default_factory=LMConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    span_tagger: SpanTaggerConfig = field(default_factory=SpanTaggerConfig)
+    mask_decoder: MaskDecoderConfig = field(default_factory=MaskDecoderConfig)
+    hires: HiResConfig = field(default_factory=HiResConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    trainable: list[str] = field(default_factory=lambda: [
+        "lora", "projector", "span_tagger", "g", "prompt_encoder", "mask_decoder", "hires"])
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.trainable) - set(TRAINABLE_GROUPS)
+        if unknown:
+            raise ValueError(f"unknown trainable group(s) {sorted(unknown)}; "
+                             f"known: {list(TRAINABLE_GROUPS)}")
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        return from_dict(cls, data)

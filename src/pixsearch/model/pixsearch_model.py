@@ -1,0 +1,219 @@
+"""PixSearchModel: the segmenting LMM of the paper (§4.2), composed from its parts.
+
+backbone (vision tower → projector → causal LM) → final hidden states →
+  (a) next-token logits (decoding, L_LM);
+  (b) BIO span tagger over the assistant tokens before each `<search><region>` (L_span);
+  (c) span embedding (mean of the span's hidden states) → g(·) → mask queries → SAM-style
+      mask decoder over the image embeddings (backbone grid + hi-res branch, or SAM's ViT),
+      with the PLUM feedback loop (L_focal-Tversky, L_BCE; L_KL against a frozen teacher).
+
+`forward(batch)` is the training pass (losses live in `pixsearch.train.losses`); `start`
+returns a KV-cached `PixSearchSession` for the decoding engine (`model/interface.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..render import Renderer, Rendered
+from ..tokens import TokenTable
+from .backbone import Backbone
+from .config import ModelConfig
+from .hires import MaskFeatureMap
+from .mask_decoder import MaskDecoder
+from .span_query import SpanToQueries
+from .span_tagger import SpanTagger, pool_span, select_span
+from .vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
+
+IGNORE = -100
+
+
+@dataclass
+class PixSearchOutput:
+    """Training-pass outputs.
+
+    Attributes:
+        logits: next-token logits [B, T, V].
+        hidden: final-layer hidden states [B, T, d_lm].
+        span_logits: BIO logits [W, L, 3] over W tagger windows (assistant tokens before each
+            region search; the whole assistant turn for samples without one).
+        span_targets: BIO targets [W, L] (IGNORE at padding / where no labels were given).
+        span_embeddings: pooled span embedding of each region search [R, d_lm].
+        mask_logits: mask logits [R, 1, M, M] (M = 4 × decoder grid).
+        mask_iou: predicted mask IoU [R, 1].
+        region_batch: sample index of each region search [R].
+    """
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+    span_logits: torch.Tensor
+    span_targets: torch.Tensor
+    span_embeddings: torch.Tensor
+    mask_logits: torch.Tensor
+    mask_iou: torch.Tensor
+    region_batch: torch.Tensor
+
+
+class PixSearchModel(nn.Module):
+    """Backbone + span tagger + g(·) + mask decoder (+ mask feature map); see module doc."""
+
+    def __init__(self, cfg: ModelConfig, backbone: Backbone, span_tagger: SpanTagger,
+                 g: SpanToQueries, mask_decoder: MaskDecoder, mask_features: MaskFeatureMap | None,
+                 tokenizer: Any, tokens: TokenTable) -> None:
+        super().__init__()
+        assert tokens.ids, "PixSearchModel needs a resolved TokenTable"
+        assert tokens.id("image_placeholder") != tokens.id("image_query")
+        self.cfg = cfg
+        self.backbone = backbone
+        self.span_tagger = span_tagger
+        self.g = g
+        self.mask_decoder = mask_decoder
+        self.mask_features = mask_features
+        self.tokenizer = tokenizer
+        self.tokens = tokens
+        self.renderer = Renderer(tokenizer, tokens, backbone.chat, backbone.n_image_tokens)
+
+    # ---- images ---------------------------------------------------------------------------
+    @property
+    def mask_size(self) -> int:
+        return self.mask_decoder.mask_size
+
+    def preprocess(self, image: Image.Image) -> dict[str, torch.Tensor]:
+        """Every tensor this model needs from one image (no batch dim); frozen-encoder outputs
+        (DINOv2 tokens) are included, so a dataset can cache the result."""
+        out = self.backbone.preprocess(image)
+        if self.mask_decoder.vision_encoder is not None:
+            out["sam"] = to_pixels(image, self.mask_decoder.sam_image_size, IMAGENET_MEAN, IMAGENET_STD)
+        if self.mask_features is not None and self.mask_features.hires is not None:
+            out["hires"] = self.mask_features.hires.preprocess(image)
+        return out
+
+    @staticmethod
+    def stack_images(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Batch per-image tensors from `preprocess`."""
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode_images(self, vis: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """→ (LM image tokens [B, N, d_lm], mask-decoder image embeddings [B, C, g, g])."""
+        dev = self._device()
+        vis = {k: v.to(dev) for k, v in vis.items()}
+        img_tokens, grid = self.backbone.encode(vis)
+        if self.mask_decoder.vision_encoder is not None:
+            mask_emb = self.mask_decoder.sam_features(vis["sam"].to(img_tokens.dtype))
+        else:
+            assert self.mask_features is not None and grid is not None
+            mask_emb = self.mask_features(grid, vis.get("hires"))
+        return img_tokens, mask_emb
+
+    def embed(self, input_ids: torch.Tensor, img_tokens: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings with image tokens spliced in at the image-placeholder positions."""
+        embeds = self.backbone.input_embeddings()(input_ids)
+        slots = input_ids == self.tokens.id("image_placeholder")
+        if not slots.any():
+            return embeds
+        if img_tokens is None:
+            raise ValueError("the prompt has image slots but no image was given")
+        rows = slots.any(dim=1)
+        n = slots.sum(dim=1)[rows]
+        if not bool((n == img_tokens.shape[1]).all()):
+            raise ValueError(f"each prompt needs {img_tokens.shape[1]} image slots, got {n.tolist()}")
+        src = img_tokens[rows].to(embeds.dtype)
+        return embeds.masked_scatter(slots[..., None], src)
+
+    # ---- span → mask ----------------------------------------------------------------------
+    def tag(self, window: torch.Tensor) -> torch.Tensor:
+        """BIO logits [L, 3] of one window of hidden states [L, d_lm]."""
+        return self.span_tagger(window[None])[0]
+
+    def region_span(self, window: torch.Tensor, gold: list[int] | None = None) -> tuple[int, int]:
+        """Span (in window positions) of the entity before `<search>`: gold tags if they mark
+        one, else the tagger's argmax, else the last `fallback_tokens` tokens."""
+        fb = self.cfg.span_tagger.fallback_tokens
+        if gold is not None and any(t > 0 for t in gold):
+            return select_span(gold, len(gold), fb)
+        tags = self.tag(window).argmax(-1).tolist()
+        return select_span(tags, len(tags), fb)
+
+    def decode_masks(self, mask_emb: torch.Tensor, span_emb: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image embeddings [R, C, g, g] + span embeddings [R, d_lm] → (logits [R,1,M,M], iou)."""
+        return self.mask_decoder(mask_emb, self.g(span_emb))
+
+    # ---- training pass --------------------------------------------------------------------
+    def _windows(self, ids: torch.Tensor, lengths: list[int], prompt_len: list[int]
+                 ) -> list[tuple[int, int, int, bool]]:
+        """(sample, start, end, is_region) tagger windows: assistant tokens before each
+        `<search><region>`, or the whole assistant turn of a sample without one."""
+        s_open, region = self.tokens.id("search_open"), self.tokens.id("region")
+        out = []
+        for b in range(ids.shape[0]):
+            row = ids[b, : lengths[b]].tolist()
+            regs = [p for p in range(prompt_len[b] + 1, len(row))
+                    if row[p] == region and row[p - 1] == s_open]
+            out += [(b, prompt_len[b], p - 1, True) for p in regs if p - 1 > prompt_len[b]]
+            if not regs and lengths[b] > prompt_len[b]:
+                out.append((b, prompt_len[b], lengths[b], False))
+        return out
+
+    def forward(self, batch: dict[str, Any]) -> PixSearchOutput:
+        """Training pass over a collated batch (`model/batch.py`: input_ids, attention_mask,
+        prompt_len, optional images / span_labels)."""
+        dev = self._device()
+        ids = batch["input_ids"].to(dev)
+        am = batch.get("attention_mask")
+        am = am.to(dev) if am is not None else torch.ones_like(ids)
+        vis = batch.get("images")
+        img_tokens = mask_emb = None
+        if vis is not None:
+            img_tokens, mask_emb = self.encode_images(vis)
+            vis = {k: v.to(dev) for k, v in vis.items()}
+        pos = self.backbone.position_ids(ids, vis, 0, {})
+        logits, hidden = self.backbone.run(self.embed(ids, img_tokens), am, pos, None)
+
+        lengths = am.sum(1).tolist()
+        prompt_len = [int(x) for x in batch["prompt_len"]]
+        labels = batch.get("span_labels")
+        windows = self._windows(ids, lengths, prompt_len)
+        L = max([e - s for _, s, e, _ in windows] + [1])
+        d = hidden.shape[-1]
+        win_h = hidden.new_zeros(len(windows), L, d)
+        pad = torch.ones(len(windows), L, dtype=torch.bool, device=dev)
+        targets = torch.full((len(windows), L), IGNORE, dtype=torch.long, device=dev)
+        span_embs, region_batch = [], []
+        for w, (b, s, e, is_region) in enumerate(windows):
+            win_h[w, : e - s] = hidden[b, s:e]
+            pad[w, : e - s] = False
+            gold = labels[b, s:e].tolist() if labels is not None else None
+            if gold is not None:
+                targets[w, : e - s] = torch.as_tensor(gold, device=dev)
+            if is_region:
+                span = self.region_span(hidden[b, s:e], gold)
+                span_embs.append(pool_span(hidden[b, s:e], span))
+                region_batch.append(b)
+        span_logits = self.span_tagger(win_h, pad) if windows else hidden.new_zeros(0, L, 3)
+        rb = torch.as_tensor(region_batch, dtype=torch.long, device=dev)
+        if span_embs and mask_emb is not None:
+            span_emb = torch.stack(span_embs)
+            mask_logits, iou = self.decode_masks(mask_emb[rb], span_emb)
+        else:
+            span_emb = hidden.new_zeros(len(span_embs), d)
+            m = self.mask_size
+            mask_logits, iou = hidden.new_zeros(len(span_embs), 1, m, m), hidden.new_zeros(len(span_embs), 1)
+        return PixSearchOutput(logits, hidden, span_logits, targets, span_emb, mask_logits, iou, rb)
+
+    # ---- decoding -------------------------------------------------------------------------
+    @torch.no_grad()
+    def start(self, prompt: Rendered, image: Image.Image | None):
+        """Prefill `prompt` (image in its placeholder slots) → (PixSearchSession, logits [V])."""
+        from .session import PixSearchSession
+
+        return PixSearchSession.open(self, prompt, image)

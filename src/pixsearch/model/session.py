@@ -1,0 +1,101 @@
+"""The decoding session: one answer in progress behind a KV cache (`model/interface.py`).
+
+`open` prefills the rendered prompt (image tokens spliced into their slots) into a
+`transformers` `DynamicCache`; `extend` runs only the new ids through the cache and returns the
+next-token logits. The session keeps the final-layer hidden states of every position, so that
+when the model writes `<search><region>` the span tagger can read the assistant tokens so far
+and `region_mask` can decode the entity's mask over the image embeddings computed at prefill.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from transformers import DynamicCache
+
+from ..render import Rendered
+from .span_tagger import pool_span
+
+if TYPE_CHECKING:
+    from .pixsearch_model import PixSearchModel
+
+
+class PixSearchSession:
+    """Implements `DecodeSession`: `ids`, `extend(ids) -> logits`, `region_mask() -> mask`."""
+
+    def __init__(self, model: PixSearchModel, ids: list[int], prompt_len: int, cache: Any,
+                 state: dict[str, Any], hidden: torch.Tensor, mask_emb: torch.Tensor | None,
+                 image_size: tuple[int, int] | None) -> None:
+        self.model = model
+        self.ids = ids
+        self.prompt_len = prompt_len
+        self.cache = cache
+        self.state = state
+        self.hidden = [hidden]  # chunks of [T_i, d_lm], concatenated on demand
+        self.mask_emb = mask_emb
+        self.image_size = image_size  # (width, height) of the original image
+
+    @classmethod
+    def open(cls, model: PixSearchModel, prompt: Rendered, image: Image.Image | None
+             ) -> tuple[PixSearchSession, torch.Tensor]:
+        dev = model._device()
+        ids = torch.tensor([prompt.input_ids], dtype=torch.long, device=dev)
+        vis = img_tokens = mask_emb = None
+        if image is not None:
+            vis = {k: v.to(dev) for k, v in model.stack_images([model.preprocess(image)]).items()}
+            img_tokens, mask_emb = model.encode_images(vis)
+        elif prompt.image_slice is not None:
+            raise ValueError("the prompt has image slots but no image was given")
+        state: dict[str, Any] = {}
+        cache = DynamicCache()
+        pos = model.backbone.position_ids(ids, vis, 0, state)
+        logits, hidden = model.backbone.run(model.embed(ids, img_tokens), None, pos, cache)
+        session = cls(model, list(prompt.input_ids), prompt.prompt_len, cache, state, hidden[0],
+                      mask_emb, image.size if image is not None else None)
+        return session, logits[0, -1]
+
+    @torch.no_grad()
+    def extend(self, ids: list[int]) -> torch.Tensor:
+        """Run `ids` through the cache; return logits [V] of the token after the last one."""
+        if not ids:
+            raise ValueError("extend needs at least one id")
+        m = self.model
+        t = torch.tensor([ids], dtype=torch.long, device=m._device())
+        pos = m.backbone.position_ids(t, None, len(self.ids), self.state)
+        logits, hidden = m.backbone.run(m.embed(t, None), None, pos, self.cache)
+        self.ids += list(ids)
+        self.hidden.append(hidden[0])
+        return logits[0, -1]
+
+    def _hidden(self) -> torch.Tensor:
+        if len(self.hidden) > 1:
+            self.hidden = [torch.cat(self.hidden, dim=0)]
+        return self.hidden[0]
+
+    @torch.no_grad()
+    def region_mask_logits(self) -> torch.Tensor:
+        """Mask logits [1, 1, M, M] of the entity before the last `<search>`."""
+        if self.mask_emb is None:
+            raise RuntimeError("region_mask needs an image; this session was started without one")
+        s_open = self.model.tokens.id("search_open")
+        hidden = self._hidden()
+        search = max((i for i in range(self.prompt_len, len(self.ids)) if self.ids[i] == s_open),
+                     default=None)
+        if search is None or search <= self.prompt_len:
+            raise RuntimeError("region_mask is called after the model wrote <search><region> "
+                               "following some answer text; found no such <search>")
+        window = hidden[self.prompt_len:search]
+        span = self.model.region_span(window)
+        logits, _ = self.model.decode_masks(self.mask_emb, pool_span(window, span)[None])
+        return logits
+
+    def region_mask(self) -> np.ndarray:
+        """Boolean HxW mask (original image size) of the entity being talked about."""
+        logits = self.region_mask_logits()
+        w, h = self.image_size
+        up = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+        return (up[0, 0] > self.model.cfg.mask_decoder.threshold).cpu().numpy()

@@ -1,0 +1,87 @@
+"""SQLite store of the knowledge base's documents and of the images linked to them.
+
+Documents are what hits resolve to; images carry the id of the document they depict, so an
+image-index hit becomes a document hit. Standard-library `sqlite3`, one file (`docs.sqlite`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from pixsearch.types import Document, KBImage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL, entity TEXT, kind TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(id)
+);
+CREATE INDEX IF NOT EXISTS images_doc ON images(doc_id);
+"""
+
+
+class DocStore:
+    """Documents and images by id, persisted in one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        # one connection shared by server threads; sqlite3 serialises with our lock
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+
+    def add_documents(self, docs: Iterable[Document]) -> None:
+        rows = [(d.id, d.title, d.text, d.entity, d.kind) for d in docs]
+        with self._lock, self._conn:
+            self._conn.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?)", rows)
+
+    def add_images(self, images: Iterable[KBImage]) -> None:
+        rows = [(im.id, im.path, im.doc_id) for im in images]
+        with self._lock, self._conn:
+            missing = [r[2] for r in rows if self._get("documents", r[2]) is None]
+            if missing:
+                raise ValueError(f"images link to unknown document ids: {sorted(set(missing))[:5]}")
+            self._conn.executemany("INSERT INTO images VALUES (?, ?, ?)", rows)
+
+    def _get(self, table: str, key: str) -> tuple | None:
+        return self._conn.execute(f"SELECT * FROM {table} WHERE id = ?", (key,)).fetchone()
+
+    def document(self, doc_id: str) -> Document:
+        with self._lock:
+            row = self._get("documents", doc_id)
+        if row is None:
+            raise KeyError(f"no document {doc_id!r} in {self.path}")
+        return Document(*row)
+
+    def image(self, image_id: str) -> KBImage:
+        with self._lock:
+            row = self._get("images", image_id)
+        if row is None:
+            raise KeyError(f"no image {image_id!r} in {self.path}")
+        return KBImage(*row)
+
+    def documents(self, kinds: tuple[str, ...] | None = None) -> list[Document]:
+        """All documents (optionally of some kinds), in insertion order."""
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM documents ORDER BY rowid").fetchall()
+        docs = [Document(*r) for r in rows]
+        return [d for d in docs if kinds is None or d.kind in kinds]
+
+    def images(self) -> list[KBImage]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM images ORDER BY rowid").fetchall()
+        return [KBImage(*r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {t: self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                    for t in ("documents", "images")}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,191 @@
+"""The trained image embedder of a knowledge index (built at indexing time, saved with it).
+
+Off-the-shelf DINOv2-S features do not tell small, warped, blurred flags apart (ASSETS.md:
+0.26 recall@1 among 244). The knowledge base is known when the index is built, so a small CNN
+is trained there on augmented views of the KB images (`augment.random_views`: crops that look
+like region queries) with a prototype loss: a cosine classifier with one prototype per KB
+image. Index vectors blend each image's clean embedding with its learned prototype. The
+weights (safetensors) and config (JSON) live in the index folder and reload with it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from tqdm import tqdm
+
+from pixsearch.config import from_dict
+from pixsearch.retrieval.augment import AugmentConfig, random_views, to_tensor
+
+WEIGHTS_FILE = "image_embedder.safetensors"
+CONFIG_FILE = "image_embedder.json"
+
+
+@dataclass
+class LearnedConfig:
+    """How the index's image embedder is built and trained.
+
+    Attributes:
+        input_width, input_height: the network's input size (crops are resized to it).
+        channels: width of the first conv stage (doubled twice).
+        dim: embedding size.
+        steps: optimisation steps (cost grows linearly; ~0.1 s a step on one core).
+        batch_size: views per step.
+        lr: peak AdamW learning rate (cosine decay).
+        scale: temperature of the cosine classifier.
+        source_width: width the KB images are rasterised at before augmentation.
+        seed: seed of initialisation and augmentation (training is deterministic).
+        num_threads: torch threads while training (None = leave torch's setting).
+        augment: the view distribution.
+    """
+
+    input_width: int = 64
+    input_height: int = 48
+    channels: int = 16
+    dim: int = 128
+    steps: int = 400
+    batch_size: int = 128
+    lr: float = 3e-3
+    scale: float = 16.0
+    source_width: int = 128
+    seed: int = 0
+    num_threads: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+class CropNet(nn.Module):
+    """Four conv stages, then the 4×3 layout is kept (flattened): flags differ by where their
+    colours are, which global pooling would throw away."""
+
+    def __init__(self, channels: int, dim: int, in_hw: tuple[int, int]) -> None:
+        super().__init__()
+        c = channels
+        widths = [3, c, 2 * c, 4 * c, 4 * c]
+        layers: list[nn.Module] = []
+        for i, o in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(),
+                       nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*layers)
+        h, w = in_hw[0] // 16, in_hw[1] // 16
+        assert h > 0 and w > 0, f"input {in_hw} is too small for four 2× poolings"
+        self.head = nn.Linear(4 * c * h * w, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.features(x - 0.5).flatten(1)
+        return F.normalize(self.head(z), dim=-1)
+
+
+class LearnedImageEmbedder:
+    """An `Embedder` for images: a `CropNet` trained on one knowledge base."""
+
+    name = "learned"
+
+    def __init__(self, config: LearnedConfig, net: CropNet,
+                 prototypes: torch.Tensor | None = None) -> None:
+        self.config = config
+        self.net = net.eval()
+        self.prototypes = prototypes  # [n_kb_images, dim], one per training image
+        self.dim = config.dim
+
+    @classmethod
+    def create(cls, config: LearnedConfig) -> LearnedImageEmbedder:
+        torch.manual_seed(config.seed)
+        net = CropNet(config.channels, config.dim, (config.input_height, config.input_width))
+        return cls(config, net)
+
+    @torch.no_grad()
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 256) -> np.ndarray:
+        """Crops or KB images → float32 [N, dim], L2-normalised."""
+        size = (self.config.input_width, self.config.input_height)
+        out = [self.net(to_tensor(list(images[i : i + batch_size]), size))
+               for i in range(0, len(images), batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        raise TypeError("the learned image embedder has no text tower")
+
+    def kb_vectors(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Index vectors of the training images: clean embedding + prototype, normalised."""
+        emb = torch.from_numpy(self.embed_images(images))
+        if self.prototypes is not None and len(self.prototypes) == len(emb):
+            emb = emb + F.normalize(self.prototypes, dim=-1)
+        return F.normalize(emb, dim=-1).numpy()
+
+    def train(self, images: Sequence[Image.Image], progress: bool = True) -> dict[str, float]:
+        """Fit the network (and one prototype per image) on augmented views of `images`."""
+        cfg = self.config
+        if len(images) < 2:
+            raise ValueError("training the image embedder needs at least 2 KB images")
+        old_threads = torch.get_num_threads()
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        try:
+            return self._fit(images, progress)
+        finally:
+            torch.set_num_threads(old_threads)
+
+    def _fit(self, images: Sequence[Image.Image], progress: bool) -> dict[str, float]:
+        cfg = self.config
+        g = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        src = to_tensor(list(images), (cfg.source_width, round(cfg.source_width * 3 / 4)))
+        n = len(src)
+        protos = nn.Parameter(F.normalize(torch.randn(n, cfg.dim, generator=g), dim=-1))
+        params = list(self.net.parameters()) + [protos]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps,
+                                                    pct_start=0.1)
+        self.net.train()
+        t0, losses, accs = time.perf_counter(), [], []
+        bar = tqdm(range(cfg.steps), desc="train image embedder", disable=not progress)
+        for _ in bar:
+            idx = torch.randint(0, n, (cfg.batch_size,), generator=g)
+            views = random_views(src[idx], (cfg.input_height, cfg.input_width), cfg.augment, g)
+            logits = cfg.scale * self.net(views) @ F.normalize(protos, dim=-1).T
+            loss = F.cross_entropy(logits, idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            accs.append((logits.argmax(-1) == idx).float().mean().item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accs[-20:]):.2f}")
+        self.net.eval()
+        self.prototypes = protos.detach().clone()
+        return {"loss": float(np.mean(losses[-20:])), "train_acc": float(np.mean(accs[-20:])),
+                "seconds": time.perf_counter() - t0, "steps": cfg.steps, "n_images": n}
+
+    def save(self, directory: str | Path) -> None:
+        """Write weights + prototypes (safetensors) and config (JSON) into `directory`."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tensors = {f"net.{k}": v.contiguous() for k, v in self.net.state_dict().items()}
+        if self.prototypes is not None:
+            tensors["prototypes"] = self.prototypes.contiguous()
+        save_file(tensors, str(d / WEIGHTS_FILE))
+        (d / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LearnedImageEmbedder:
+        """Reload an embedder saved by `save`."""
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        if not (d / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(f"no trained image embedder in {d} ({WEIGHTS_FILE} missing)")
+        config = from_dict(LearnedConfig, json.loads((d / CONFIG_FILE).read_text()))
+        tensors = load_file(str(d / WEIGHTS_FILE))
+        net = CropNet(config.channels, config.dim, (config.input_height, config.input_width))
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        return cls(config, net, tensors.get("prototypes"))

@@ -1,0 +1,78 @@
+"""A scripted `SearchLM` for engine tests: it wants to emit a fixed list of token ids.
+
+Logits put the most mass on the next scripted id and the second most on a fallback text token,
+so when the engine bans the scripted id (budget, forbidden modality) the fallback is chosen.
+Evidence blocks (`<information>…</information>`) do not advance the script.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pixsearch.model.tokenizer import train_tokenizer
+from pixsearch.render import Renderer, Rendered
+from pixsearch.tokens import TokenTable
+
+
+class ScriptedSession:
+    def __init__(self, lm: ScriptedLM, prompt_ids: list[int]) -> None:
+        self.lm = lm
+        self.ids = list(prompt_ids)
+        self.ptr = 0
+        self.in_info = False
+        self.extend_calls: list[list[int]] = []
+
+    def _logits(self) -> torch.Tensor:
+        logits = torch.zeros(len(self.lm.tokenizer))
+        logits[self.lm.fallback] = 5.0
+        want = self.lm.script[self.ptr] if self.ptr < len(self.lm.script) else self.lm.eos
+        logits[want] = 10.0
+        return logits
+
+    def extend(self, ids: list[int]) -> torch.Tensor:
+        self.extend_calls.append(list(ids))
+        t = self.lm.tokens
+        for i in ids:
+            self.ids.append(i)
+            if i == t.id("info_open"):
+                self.in_info = True
+            elif i == t.id("info_close"):
+                self.in_info = False
+            elif not self.in_info:
+                self.ptr += 1
+        return self._logits()
+
+    def region_mask(self) -> np.ndarray:
+        self.lm.mask_calls += 1
+        return self.lm.mask.copy()
+
+
+class ScriptedLM:
+    def __init__(self, script: list[int | str], mask: np.ndarray | None = None) -> None:
+        self.tokenizer = train_tokenizer()
+        self.tokens = TokenTable().resolve(self.tokenizer)
+        self.renderer = Renderer(self.tokenizer, self.tokens, n_image_tokens=4)
+        self.eos = self.tokenizer.eos_token_id
+        self.fallback = self.tokenizer.encode(" flag")[0]
+        self.script = self.ids(script)
+        self.mask = mask if mask is not None else np.zeros((32, 48), dtype=bool)
+        self.mask_calls = 0
+        self.sessions: list[ScriptedSession] = []
+
+    def ids(self, script: list[int | str]) -> list[int]:
+        """Script items: a role name in TokenTable ('search_open', 'region', ...) or plain text."""
+        out: list[int] = []
+        for item in script:
+            if isinstance(item, int):
+                out.append(item)
+            elif item in self.tokens.ids:
+                out.append(self.tokens.id(item))
+            else:
+                out += self.tokenizer.encode(item)
+        return out
+
+    def start(self, prompt: Rendered, image) -> tuple[ScriptedSession, torch.Tensor]:
+        s = ScriptedSession(self, prompt.input_ids)
+        self.sessions.append(s)
+        return s, s._logits()
