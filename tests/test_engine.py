@@ -193,3 +193,25 @@ def test_budget_zero_with_no_search_api():
     lm = ScriptedLM(["search_open", "q", "search_close", " fine."])
     ans = Engine(lm, None, DecodeConfig(max_searches=0, max_new_tokens=20)).answer("q", IMAGE)
     assert ans.trace.steps == []
+
+
+def test_forced_queries_are_written_searched_and_injected_before_decoding():
+    """Baselines (text question, whole image, modular pipeline) choose the query themselves."""
+    mask = np.zeros((32, 48), dtype=bool)
+    mask[2:10, 3:9] = True
+    lm = ScriptedLM([])
+    # the scripted model advances over every non-evidence token, forced payloads included
+    n_payload = sum(len(lm.renderer.search_call(m, t)) for m, t in
+                    [("image", ""), ("region", ""), ("text", "capital of Peru")])
+    lm.script = [lm.fallback] * n_payload + lm.ids([" Peru."])
+    search = RecordingSearch()
+    eng = Engine(lm, search, DecodeConfig(max_new_tokens=10, max_searches=0))
+    ans = eng.answer("q?", IMAGE, forced_queries=[Query("image", image=IMAGE),
+                                                  Query("region", image=IMAGE, mask=mask),
+                                                  Query("text", text="capital of Peru")])
+    assert [q.modality for q in search.queries] == ["image", "region", "text"]
+    assert [s.modality for s in ans.trace.steps] == ["image", "region", "text"]
+    assert ans.trace.steps[1].box == (3, 2, 9, 10) and lm.mask_calls == 0
+    assert ans.trace.display.startswith("<search><image></search><information>")
+    assert "<search>capital of Peru</search>" in ans.trace.display
+    assert ans.text == "Peru."

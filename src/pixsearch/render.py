@@ -127,6 +127,14 @@ class Renderer:
         return ([self.tokens.id("info_open")] + self.text_ids(evidence_text)
                 + [self.tokens.id("info_close")])
 
+    def search_call(self, modality: str, text: str = "") -> list[int]:
+        """Ids of `<search>payload</search>` for a query the caller decided on (baselines)."""
+        t = self.tokens
+        payload = {"region": [t.id("region")], "image": [t.id("image_query")]}.get(modality)
+        if payload is None:
+            payload = self.text_ids(text)
+        return [t.id("search_open"), *payload, t.id("search_close")]
+
     # ---- whole sequences -------------------------------------------------------------------
     def prompt(self, question: str, has_image: bool = True) -> Rendered:
         """The decoding prompt: system, image slots, the (escaped) question, assistant prefix."""

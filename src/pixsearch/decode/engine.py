@@ -5,6 +5,10 @@ the entity being talked about, `<image>` → the whole image, text → the text)
 returns hits, the hits become an `<information>` block of forced tokens, and decoding resumes
 from the KV cache — only the new evidence tokens are prefilled. `Engine.stream` yields events
 as this happens; `Engine.answer` returns the final `Answer` with its `Trace`.
+
+Baselines that decide the query themselves (text question, whole image, a modular segmenter)
+pass `forced_queries`: each is written as `<search>…</search>` + evidence before free decoding,
+so the model sees them exactly as if it had asked.
 """
 
 from __future__ import annotations
@@ -43,103 +47,145 @@ class Engine:
         self.cfg = cfg or DecodeConfig()
         self.constrained = constrained
 
-    def answer(self, question: str, image: Image.Image | None = None, **overrides) -> Answer:
+    def answer(self, question: str, image: Image.Image | None = None,
+               forced_queries: list[Query] | None = None, **overrides) -> Answer:
         """Decode a whole answer; `overrides` replace fields of the engine's `DecodeConfig`."""
-        for event in self.stream(question, image, **overrides):
+        for event in self.stream(question, image, forced_queries, **overrides):
             if isinstance(event, DoneEvent):
                 return event.answer
         raise AssertionError("stream ended without a DoneEvent")
 
     def stream(self, question: str, image: Image.Image | None = None,
-               **overrides) -> Iterator[Event]:
+               forced_queries: list[Query] | None = None, **overrides) -> Iterator[Event]:
         """Decode while yielding token, search, mask, hits, evidence and done events."""
         cfg = replace(self.cfg, **overrides) if overrides else self.cfg
-        tokens, tok = self.model.tokens, self.model.renderer.tokenizer
-        eos = tok.eos_token_id
+        tok = self.model.renderer.tokenizer
         t_start = time.perf_counter()
-        session, logits = self.model.start(self.model.renderer.prompt(question, image is not None),
-                                           image)
-        t_prefill = time.perf_counter() - t_start
-        sm = SearchStateMachine(tokens, cfg, self.constrained, lambda ids: tok.decode(ids))
-        sample = Sampler(cfg)
-        trace, text = Trace(), DisplayText(tok, tokens)
-        masks: list[np.ndarray] = []
-        trace.stop_reason = "max_new_tokens"
-        while trace.n_generated < cfg.max_new_tokens:
-            token = sm.forced()
+        prompt = self.model.renderer.prompt(question, image is not None)
+        session, logits = self.model.start(prompt, image)
+        run = _Run(self.model, cfg, self.constrained, session, image)
+        run.trace.timings["prompt_prefill"] = time.perf_counter() - t_start
+        for query in forced_queries or []:
+            logits = yield from run.forced_search(query, self._search)
+        while run.trace.n_generated < cfg.max_new_tokens:
+            token = run.sm.forced()
             if token is None:
-                token = sample(logits, *sm.constraint())
-            trace.n_generated += 1
-            if token == eos:
-                trace.stop_reason = "eos"
+                token = run.sample(logits, *run.sm.constraint())
+            run.trace.n_generated += 1
+            if token == tok.eos_token_id:
+                run.trace.stop_reason = "eos"
                 break
             logits = session.extend([token])
-            transition = sm.feed(token)
-            yield TokenEvent(token, text.add(token, transition.kind), tokens.display(token) is not None)
-            payload = transition.payload
-            if payload is None:
-                continue
-            step = SearchStep(index=len(trace.steps), modality=payload.modality or "text",
-                              query_text=payload.text or None)
-            trace.steps.append(step)
-            if payload.problem is not None or transition.kind == "abandoned":
-                step.skipped = payload.problem
-                yield SearchSkipped(step)
-                continue
-            yield from self._search(session, image, payload, step, cfg, masks)
-            forced = self.model.renderer.information(step.evidence)
-            t0 = time.perf_counter()
-            logits = session.extend(forced)
-            step.timings["prefill"] = time.perf_counter() - t0
-            trace.n_forced += len(forced)
-            text.add_information(step.evidence)
-        unclosed = sm.finish()
-        if unclosed is not None:
-            trace.steps.append(SearchStep(index=len(trace.steps),
-                                          modality=unclosed.modality or "text",
-                                          query_text=unclosed.text or None,
-                                          skipped=unclosed.problem))
-            yield SearchSkipped(trace.steps[-1])
-        trace.display = text.display
-        trace.timings = {"prompt_prefill": t_prefill, "total": time.perf_counter() - t_start}
-        yield DoneEvent(Answer(text=text.answer, trace=trace, masks=masks))
+            transition = run.sm.feed(token)
+            yield TokenEvent(token, run.text.add(token, transition.kind),
+                             self.model.tokens.display(token) is not None)
+            if transition.payload is not None:
+                logits = yield from run.payload_search(transition.payload, self._search, logits)
+        yield from run.finish()
+        run.trace.timings["total"] = time.perf_counter() - t_start
+        yield DoneEvent(Answer(text=run.text.answer, trace=run.trace, masks=run.masks))
 
-    def _search(self, session: DecodeSession, image: Image.Image | None, payload: Payload,
-                step: SearchStep, cfg: DecodeConfig, masks: list[np.ndarray]) -> Iterator[Event]:
+    def _search(self, run: _Run, payload: Payload, step: SearchStep,
+                query: Query | None = None) -> Iterator[Event]:
+        """Make the query (unless given), retrieve, and set `step.evidence`."""
         yield SearchStarted(step.index, step.modality, step.query_text)
-        query = self._query(session, image, payload, step, masks)
-        if isinstance(query, str):  # the query could not be made: explain it as the evidence
+        query = query or self._query(run, payload, step)
+        if isinstance(query, str):  # the query could not be made: say so as the evidence
             step.skipped, step.evidence = query, "No search was run: " + query + "."
             yield SearchSkipped(step)
             return
-        if step.modality == "region":
-            yield MaskEvent(step.index, masks[-1], step.box)
+        if query.modality == "region":
+            run.record_mask(step, query.mask)
+            yield MaskEvent(step.index, query.mask, step.box)
         if self.search_api is None:
             raise RuntimeError("the model asked for a search but the engine has no search API; "
                                "pass an index (e.g. --index DIR) or set max_searches=0")
         t0 = time.perf_counter()
-        step.hits = self.search_api.search(query, cfg.top_k)
+        step.hits = self.search_api.search(query, run.cfg.top_k)
         step.timings["retrieve"] = time.perf_counter() - t0
         yield HitsEvent(step.index, step.hits)
-        evidence = format_evidence(step.hits, cfg.evidence_max_words)
+        evidence = format_evidence(step.hits, run.cfg.evidence_max_words)
         step.evidence = evidence.text
         yield EvidenceEvent(step.index, evidence)
 
-    def _query(self, session: DecodeSession, image: Image.Image | None, payload: Payload,
-               step: SearchStep, masks: list[np.ndarray]) -> Query | str:
+    def _query(self, run: _Run, payload: Payload, step: SearchStep) -> Query | str:
         """The retrieval query of a payload, or a reason why there is none."""
         if payload.modality == "text":
             return Query("text", text=payload.text)
-        if image is None:
+        if run.image is None:
             return f"a {payload.modality} query needs an image and none was given"
         if payload.modality == "image":
-            return Query("image", image=image)
+            return Query("image", image=run.image)
         t0 = time.perf_counter()
-        mask = np.asarray(session.region_mask(), dtype=bool)
+        mask = np.asarray(run.session.region_mask(), dtype=bool)
         step.timings["mask"] = time.perf_counter() - t0
-        masks.append(mask)
-        step.mask_rle = mask_to_rle(mask)
         if not mask.any():
+            run.record_mask(step, mask)
             return "the predicted region mask is empty"
-        step.box = mask_box(mask)
-        return Query("region", image=image, mask=mask)
+        return Query("region", image=run.image, mask=mask)
+
+
+class _Run:
+    """State of one answer in progress: session, state machine, sampler, text and trace."""
+
+    def __init__(self, model: SearchLM, cfg: DecodeConfig, constrained: bool,
+                 session: DecodeSession, image: Image.Image | None) -> None:
+        tok = model.renderer.tokenizer
+        self.model, self.cfg, self.session, self.image = model, cfg, session, image
+        self.sm = SearchStateMachine(model.tokens, cfg, constrained, lambda ids: tok.decode(ids))
+        self.sample = Sampler(cfg)
+        self.trace = Trace(stop_reason="max_new_tokens")
+        self.text = DisplayText(tok, model.tokens)
+        self.masks: list[np.ndarray] = []
+
+    def new_step(self, payload: Payload) -> SearchStep:
+        step = SearchStep(index=len(self.trace.steps), modality=payload.modality or "text",
+                          query_text=payload.text or None)
+        self.trace.steps.append(step)
+        return step
+
+    def record_mask(self, step: SearchStep, mask: np.ndarray) -> None:
+        self.masks.append(mask)
+        step.mask_rle = mask_to_rle(mask)
+        step.box = mask_box(mask) if mask.any() else None
+
+    def inject(self, step: SearchStep):
+        """Prefill the evidence block as forced tokens; return the next logits."""
+        forced = self.model.renderer.information(step.evidence)
+        t0 = time.perf_counter()
+        logits = self.session.extend(forced)
+        step.timings["prefill"] = time.perf_counter() - t0
+        self.trace.n_forced += len(forced)
+        self.text.add_information(step.evidence)
+        return logits
+
+    def payload_search(self, payload: Payload, search, logits):
+        """Run the search a closed payload asks for (or record why not)."""
+        step = self.new_step(payload)
+        if payload.problem is not None:
+            step.skipped = payload.problem
+            yield SearchSkipped(step)
+            return logits
+        yield from search(self, payload, step)
+        return self.inject(step)
+
+    def forced_search(self, query: Query, search):
+        """Write `<search>payload</search>` for a caller-chosen query, search, inject."""
+        ids = self.model.renderer.search_call(query.modality, query.text or "")
+        self.session.extend(ids)
+        self.trace.n_forced += len(ids)
+        for i in ids:
+            kind = "text" if self.model.tokens.display(i) is None else "control"
+            self.text.add(i, "payload" if kind == "text" else kind)
+        payload = Payload(query.modality, ids, query.text or "")
+        step = self.new_step(payload)
+        yield from search(self, payload, step, query)
+        return self.inject(step)
+
+    def finish(self):
+        unclosed = self.sm.finish()
+        if unclosed is not None:
+            step = self.new_step(unclosed)
+            step.skipped = unclosed.problem
+            yield SearchSkipped(step)
+        self.trace.display = self.text.display

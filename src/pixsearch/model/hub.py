@@ -42,11 +42,11 @@ def _from_config(cls: type, config_cls: type, cfg: ModelConfig, tokenizer: Any,
             raise OSError(f"cannot load backbone {cfg.lm.pretrained!r}: give a local folder "
                           f"saved with save_pretrained, or a hub id on a machine with hub "
                           f"access ({e})") from e
-    kwargs = dict(cfg.lm.hf_config)
     special = {k: getattr(tokenizer, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")
                if getattr(tokenizer, k, None) is not None}
-    text = dict(kwargs.pop("text_config", {}), vocab_size=len(tokenizer), **special)
-    return cls(config_cls(text_config=text, **{id_field: placeholder_id}, **kwargs))
+    conf = {**cfg.lm.hf_config, id_field: placeholder_id}
+    conf["text_config"] = {**conf.get("text_config", {}), "vocab_size": len(tokenizer), **special}
+    return cls(config_cls(**conf))
 
 
 class LlavaBackbone(Backbone):

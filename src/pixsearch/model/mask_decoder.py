@@ -56,6 +56,7 @@ class MaskDecoder(nn.Module):
         self.cfg = cfg
         config = sam.config if sam is not None else sam_config(cfg)
         config.mask_decoder_config._attn_implementation = "eager"
+        self.sam_config = config
         self.hidden = config.mask_decoder_config.hidden_size
         self.grid = config.prompt_encoder_config.image_size // config.prompt_encoder_config.patch_size
         if sam is not None:

@@ -43,7 +43,8 @@ class PatchEncoder(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos = nn.Parameter(torch.randn(1, 1 + self.grid**2, cfg.dim) * 0.02)
         self.layer = nn.TransformerEncoderLayer(cfg.dim, nhead=max(1, cfg.dim // 16),
-                                                dim_feedforward=2 * cfg.dim, batch_first=True)
+                                                dim_feedforward=2 * cfg.dim, dropout=0.0,
+                                                batch_first=True)
         self.norm = nn.LayerNorm(cfg.dim)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
