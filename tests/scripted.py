@@ -76,3 +76,48 @@ class ScriptedLM:
         s = ScriptedSession(self, prompt.input_ids)
         self.sessions.append(s)
         return s, s._logits()
+
+
+class SteeredSession:
+    """A real model's session whose first generated tokens are steered to a script."""
+
+    def __init__(self, inner, script: list[int]) -> None:
+        self.inner, self.script, self.n = inner, list(script), 0
+
+    @property
+    def ids(self) -> list[int]:
+        return self.inner.ids
+
+    def _steer(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.n < len(self.script):
+            logits = torch.full_like(logits, -1e9)
+            logits[self.script[self.n]] = 0.0
+        return logits
+
+    def extend(self, ids: list[int]) -> torch.Tensor:
+        if len(ids) == 1:  # a generated token (evidence blocks come as several)
+            self.n += 1
+        return self._steer(self.inner.extend(ids))
+
+    def region_mask(self) -> np.ndarray:
+        return self.inner.region_mask()
+
+
+class SteeredLM:
+    """Wraps a real `SearchLM` so that its answer starts with a scripted prefix; everything
+    else (KV cache, prefill of evidence, region masks) is the real model's."""
+
+    def __init__(self, model, script: list[int | str]) -> None:
+        self.model = model
+        self.tokens, self.renderer = model.tokens, model.renderer
+        self.script = []
+        for item in script:
+            self.script += ([model.tokens.id(item)] if item in model.tokens.ids
+                            else model.renderer.text_ids(item))
+        self.sessions: list[SteeredSession] = []
+
+    def start(self, prompt: Rendered, image):
+        inner, logits = self.model.start(prompt, image)
+        s = SteeredSession(inner, self.script)
+        self.sessions.append(s)
+        return s, s._steer(logits)

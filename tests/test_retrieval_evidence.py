@@ -13,7 +13,7 @@ def test_lines_are_numbered_and_compact():
     assert ev.text == "[1] T: First fact. More.\n[2] U: Second fact."
     assert [h.doc_id for h in ev.hits] == ["a", "b"]
     assert not ev.truncated
-    assert ev.n_tokens == 8
+    assert ev.n_tokens == 9
 
 
 def test_dedupe_by_doc_id_and_identical_text():

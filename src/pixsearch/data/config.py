@@ -80,7 +80,7 @@ class WorldConfig:
     seed: int = 0
     scale: Scale = "full"
     n_countries: int = 0
-    absent_share: float = 0.1
+    absent_share: float = 0.15
     unseen_share: float = 0.15
     scenes: SplitSizes = field(default_factory=SplitSizes)
     questions_per_scene: int = 3
@@ -96,9 +96,12 @@ class WorldConfig:
         if scale == "full":
             return cls(scale="full")
         if scale == "small":
+            # The no-learning thumbnail embedder keeps the small build well under a minute;
+            # the full world trains the learned embedder (the index's default).
             return cls(scale="small", n_countries=48,
                        scenes=SplitSizes(train=24, val=6, test=10, test_unseen=8),
-                       questions_per_scene=3, kb_image_size=96)
+                       questions_per_scene=3, kb_image_size=96,
+                       index_config={"image_embedder": "thumbnail-16x12"})
         raise ValueError(f"unknown world scale {scale!r}; use 'small' or 'full'")
 
     def replace(self, **changes) -> WorldConfig:

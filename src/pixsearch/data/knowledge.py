@@ -43,7 +43,8 @@ def passage_id(code: str, fact: str) -> str:
 
 def entity_card(c: Country) -> Document:
     """The short card image search returns: the entity and a few identifying attributes."""
-    text = (f"{c.name}. Country in {c.subregion or c.region}. Capital: {c.capital}. "
+    # The title already names the entity (evidence lines read "[1] Title: text").
+    text = (f"Country in {c.subregion or c.region}. Capital: {c.capital}. "
             f"Flag colours: {', '.join(c.colours)}.")
     return Document(id=card_id(c.code), title=c.name, text=text, entity=c.code, kind="card")
 

@@ -251,7 +251,9 @@ def make_questions(v: SceneView, n: int, rng: np.random.Generator) -> list[QA]:
     for ti in order:
         if len(out) >= n:
             break
-        t = int(targets[rng.integers(len(targets))])
+        # Entities outside the KB are asked about more often, so abstaining is learnt.
+        w = np.array([3.0 if not v.in_kb[i] else 1.0 for i in targets])
+        t = int(targets[rng.choice(len(targets), p=w / w.sum())])
         qa = GENERATORS[types[ti]](v, t, rng)
         if qa is not None:
             out.append(qa)

@@ -1,0 +1,90 @@
+"""Evaluation modes: PixSearch itself and the paper's baselines (Table 1).
+
+- `full`: the model decides when and how to search (the engine as configured);
+- `no_search`: the budget is 0, the model answers from the image alone;
+- `text_question`: the question itself is the one text query;
+- `whole_image`: the whole image is the one image query;
+- `pipeline`: the modular baseline — region proposals (`pixsearch.eval.pipeline`), the best
+  one is the region query.
+
+The baselines choose their query themselves and hand it to the engine as a forced query
+(`Engine.answer(forced_queries=...)`): the model sees `<search>…</search><information>…
+</information>` exactly as if it had asked, then decodes with `max_searches=0`, so it adds
+no searches of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from PIL import Image
+
+from pixsearch.eval.pipeline import ProposalConfig, propose_regions, rank_by_retrieval
+from pixsearch.retrieval.api import SearchAPI
+from pixsearch.types import Query
+
+Mode = Literal["full", "no_search", "text_question", "whole_image", "pipeline"]
+MODES: tuple[str, ...] = ("full", "no_search", "text_question", "whole_image", "pipeline")
+
+
+@dataclass
+class ModePlan:
+    """What one mode does for one question: forced queries, DecodeConfig overrides, notes."""
+
+    forced_queries: list[Query] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(mode: str, question: str, image: Image.Image | None,
+         search_api: SearchAPI | None = None, proposals: ProposalConfig | None = None,
+         select: str = "saliency", top_k: int = 3) -> ModePlan:
+    """The forced queries and decode overrides of `mode` for one question.
+
+    Args:
+        mode: one of `MODES`.
+        question, image: the sample (image None for text-only questions).
+        search_api: needed by `pipeline` with `select="retrieval"`.
+        proposals: region-proposal settings of `pipeline`.
+        select: `pipeline` picks the most salient proposal ("saliency") or the one whose top
+            retrieval hit scores best ("retrieval").
+        top_k: hits per proposal when ranking by retrieval.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
+    if mode == "full":
+        return ModePlan()
+    baseline = ModePlan(overrides={"max_searches": 0})
+    if mode == "no_search":
+        return baseline
+    if mode == "text_question":
+        baseline.forced_queries.append(Query("text", text=question))
+        return baseline
+    if image is None:  # an image baseline on a text-only question: nothing to send
+        baseline.info["forced"] = f"{mode} needs an image; answered without search"
+        return baseline
+    if mode == "whole_image":
+        baseline.forced_queries.append(Query("image", image=image))
+        return baseline
+    return _pipeline_plan(baseline, image, search_api, proposals, select, top_k)
+
+
+def _pipeline_plan(baseline: ModePlan, image: Image.Image, search_api: SearchAPI | None,
+                   cfg: ProposalConfig | None, select: str, top_k: int) -> ModePlan:
+    found = propose_regions(image, cfg)
+    if select == "retrieval" and found:
+        if search_api is None:
+            raise ValueError("pipeline proposals ranked by retrieval need a search API")
+        found = rank_by_retrieval(image, found, search_api, top_k)
+    elif select not in ("saliency", "retrieval"):
+        raise ValueError(f"unknown proposal selection {select!r}; use saliency or retrieval")
+    baseline.info["proposals"] = [
+        {"box": list(p.box), "score": p.score, "retrieval_score": p.retrieval_score, **p.meta}
+        for p in found
+    ]
+    if not found:
+        baseline.info["forced"] = "no region proposal; answered without search"
+        return baseline
+    baseline.forced_queries.append(Query("region", image=image, mask=found[0].mask))
+    return baseline

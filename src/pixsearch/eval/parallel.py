@@ -1,0 +1,57 @@
+"""Parallel evaluation: a process pool of workers, or Ray actors for large sets.
+
+Each process (or actor) builds one `Worker`, so the model and the search API load once per
+worker, not once per record. Results come back in completion order; the runner appends them
+to predictions.jsonl as they arrive, which keeps parallel runs resumable too.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Iterator
+from typing import Any
+
+from pixsearch.config import to_dict
+from pixsearch.eval.worker import Worker
+
+_WORKER: Worker | None = None  # the pool process's worker, built by `_init`
+
+
+def _init(cfg: dict[str, Any], index: str | None) -> None:
+    global _WORKER
+    import torch
+
+    torch.set_num_threads(1)  # N processes × 1 thread each: no oversubscription
+    _WORKER = Worker(cfg, index)
+
+
+def _answer(record: dict[str, Any]) -> dict[str, Any]:
+    assert _WORKER is not None, "pool process was not initialised"
+    return _WORKER.answer(record)
+
+
+def answer_parallel(cfg: Any, index: str | None,
+                    records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Prediction lines of `records` from `cfg.workers` workers (Ray actors if `cfg.ray`)."""
+    cfg_dict = to_dict(cfg)
+    if cfg.ray:
+        yield from _answer_ray(cfg_dict, index, records, cfg.workers)
+        return
+    # spawn: torch and onnxruntime sessions do not survive fork safely
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(cfg.workers, initializer=_init, initargs=(cfg_dict, index)) as pool:
+        yield from pool.imap_unordered(_answer, records)
+
+
+def _answer_ray(cfg: dict[str, Any], index: str | None, records: list[dict[str, Any]],
+                workers: int) -> Iterator[dict[str, Any]]:
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError as e:
+        raise ImportError("Ray evaluation needs Ray: pip install 'pixsearch[distributed]'") from e
+    if not ray.is_initialized():
+        ray.init(ignore_reinit_error=True)
+    actor = ray.remote(Worker)
+    pool = ActorPool([actor.remote(cfg, index) for _ in range(workers)])
+    yield from pool.map_unordered(lambda a, r: a.answer.remote(r), records)

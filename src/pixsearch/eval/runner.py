@@ -1,0 +1,252 @@
+"""The evaluation runner: answer every record of a set under one mode, log, score, report.
+
+`run_eval(EvalConfig)` writes into `out`:
+
+    config.yaml         the EvalConfig of the run
+    predictions.jsonl   one line per record: answer, per-turn answers, full trace, timings
+    scores.json         every metric per group (`pixsearch.eval.scores.score_run`)
+    report.md           the run's tables (`pixsearch.eval.report`)
+    search_patterns.png searches per sample and query-type shares, ego vs non-ego (Fig. 4)
+
+Predictions are appended as records finish, so an interrupted run resumes where it stopped
+(ids already in predictions.jsonl are skipped). `workers > 1` answers records in a process
+pool (each worker loads the model once) or, with `ray: true`, in Ray actors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pixsearch.config import ConfigError, from_dict, save, to_dict
+from pixsearch.eval.datasets import load_crag_mm_jsonl, load_records
+from pixsearch.eval.modes import MODES
+from pixsearch.eval.pipeline import ProposalConfig
+
+# fields that do not change what a record's prediction is (a resumed run may change them)
+_RESUME_FREE = ("limit", "workers", "ray", "judge", "judge_url", "judge_model", "progress")
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation run.
+
+    Attributes:
+        data: a JSONL file of records, or a world folder holding `<split>.jsonl`.
+        split: the split read from a world folder (ignored for a file).
+        format: "pixsearch" (the project's records), "crag-mm" (CRAG-MM rows exported to
+            JSONL) or "auto" (CRAG-MM when the first line has `session_id` and `turns`).
+        model: model preset name or checkpoint folder.
+        index: knowledge-index folder or search-server URL (default: `<world>/index`).
+        mode: one of `pixsearch.eval.modes.MODES`.
+        max_searches: search budget B (None: unbounded); baselines always use 0 of their own.
+        modalities: query types the model may use (the Table 6 ablation).
+        top_k: hits per search (also the k of recall@k).
+        max_new_tokens: generated tokens per answer.
+        limit: answer only the first N records (None: all).
+        workers: parallel workers (1: in this process).
+        ray: use Ray actors instead of a process pool for `workers > 1`.
+        judge: "rule" (offline, default), "openai" (an OpenAI-compatible LLM judge; the rule
+            judge then runs too and their agreement is reported) or "none" (exact match only).
+        judge_url, judge_model: the LLM judge's endpoint and model name.
+        pipeline_select: which proposal the `pipeline` mode searches with ("saliency" or
+            "retrieval").
+        proposals: region-proposal settings of the `pipeline` mode.
+        out: the run folder.
+        progress: show a progress bar.
+    """
+
+    data: str = ""
+    split: str = "test"
+    format: str = "auto"
+    model: str = "mini"
+    index: str | None = None
+    mode: str = "full"
+    max_searches: int | None = None
+    modalities: tuple[str, ...] = ("region", "image", "text")
+    top_k: int = 3
+    max_new_tokens: int = 128
+    limit: int | None = None
+    workers: int = 1
+    ray: bool = False
+    judge: str = "rule"
+    judge_url: str | None = None
+    judge_model: str | None = None
+    pipeline_select: str = "saliency"
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    out: str = "eval_run"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode {self.mode!r} is not one of {MODES}")
+        if self.judge not in ("rule", "openai", "none"):
+            raise ConfigError(f"judge {self.judge!r} is not one of rule, openai, none")
+        if self.judge == "openai" and not (self.judge_url and self.judge_model):
+            raise ConfigError("the openai judge needs judge_url and judge_model")
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+
+
+def data_file(cfg: EvalConfig) -> Path:
+    """The JSONL file a config reads: `data` itself, or `<data>/<split>.jsonl`."""
+    path = Path(cfg.data).expanduser()
+    if path.is_dir():
+        path = path / f"{cfg.split}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no evaluation set at {path}: pass a JSONL file or a world "
+                                "folder with <split>.jsonl (`pixsearch world build`)")
+    return path
+
+
+def load_eval_records(cfg: EvalConfig) -> list[dict[str, Any]]:
+    """The records of the run (project records or converted CRAG-MM rows), `limit` applied."""
+    path = data_file(cfg)
+    fmt = cfg.format
+    if fmt == "auto":
+        with path.open(encoding="utf-8") as f:
+            first = json.loads(next((line for line in f if line.strip()), "{}"))
+        fmt = "crag-mm" if "session_id" in first and "turns" in first else "pixsearch"
+    if fmt == "crag-mm":
+        records = load_crag_mm_jsonl(path, split=cfg.split)
+        for r in records:
+            r["image_path"] = r.get("image")
+    elif fmt == "pixsearch":
+        records = load_records(path)
+    else:
+        raise ConfigError(f"format {fmt!r} is not one of auto, pixsearch, crag-mm")
+    return records[: cfg.limit] if cfg.limit is not None else records
+
+
+def default_index(cfg: EvalConfig) -> str | None:
+    """`index`, else the `index/` folder of the world the data comes from (if any)."""
+    if cfg.index:
+        return cfg.index
+    data = Path(cfg.data).expanduser()
+    for folder in (data, data.parent):
+        if (folder / "index" / "index.yaml").is_file():
+            return str(folder / "index")
+    return None
+
+
+def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    """Prediction lines by id. A last line cut off by a crash is dropped from the file, so
+    appending after it stays valid JSONL."""
+    if not path.is_file():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    good = 0
+    with path.open("rb") as f:
+        for raw in f:
+            try:
+                line = json.loads(raw)
+            except json.JSONDecodeError:
+                break
+            if not raw.endswith(b"\n"):
+                break
+            out[str(line["id"])] = line
+            good += len(raw)
+    if good < path.stat().st_size:
+        with path.open("r+b") as f:
+            f.truncate(good)
+    return out
+
+
+def _check_resume(cfg: EvalConfig, out: Path) -> None:
+    saved = out / "config.yaml"
+    if not saved.is_file():
+        return
+    import yaml
+
+    old = yaml.safe_load(saved.read_text()) or {}
+    new = to_dict(cfg)
+    diff = sorted(k for k in new if k not in _RESUME_FREE and k != "out" and old.get(k) != new[k])
+    if diff:
+        raise ConfigError(f"{out} holds a run with different settings ({', '.join(diff)}); "
+                          "use another --out or delete the folder to start over")
+
+
+def answer_records(cfg: EvalConfig, records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Prediction lines for `records`, in completion order (parallel when `workers > 1`)."""
+    if cfg.workers == 1 or len(records) <= 1:
+        from pixsearch.eval.worker import Worker
+
+        worker = Worker(to_dict(cfg), default_index(cfg))
+        yield from (worker.answer(r) for r in records)
+        return
+    from pixsearch.eval.parallel import answer_parallel
+
+    yield from answer_parallel(cfg, default_index(cfg), records)
+
+
+def run_eval(cfg: EvalConfig) -> dict[str, Any]:
+    """Answer (resuming), score and report one run; returns the scores."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(cfg, out)
+    save(cfg, out / "config.yaml")
+    records = load_eval_records(cfg)
+    pred_path = out / "predictions.jsonl"
+    done = read_predictions(pred_path)
+    todo = [r for r in records if str(r["id"]) not in done]
+    t0 = time.perf_counter()
+    with pred_path.open("a", encoding="utf-8") as f:
+        bar = tqdm(total=len(todo), desc=f"eval {cfg.mode}", unit="rec", disable=not cfg.progress)
+        for line in answer_records(cfg, todo):
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            f.flush()  # a crash loses at most the record in flight
+            done[str(line["id"])] = line
+            bar.update(1)
+        bar.close()
+    scores = finish_run(cfg, records, done)
+    scores["timing"] = {"answered": len(todo), "skipped": len(records) - len(todo),
+                        "seconds": time.perf_counter() - t0}
+    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    return scores
+
+
+def finish_run(cfg: EvalConfig, records: list[dict[str, Any]],
+               predictions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Score the predictions and write scores.json, report.md and the search-pattern plot."""
+    from pixsearch.eval.plots import plot_search_patterns
+    from pixsearch.eval.report import run_report
+    from pixsearch.eval.scores import score_run
+
+    judge, second = make_judges(cfg)
+    scores = score_run(records, predictions, judge, second, cfg.top_k)
+    scores["config"] = to_dict(cfg)
+    out = Path(cfg.out)
+    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    plot_search_patterns(scores, out / "search_patterns.png")
+    (out / "report.md").write_text(run_report(scores))
+    return scores
+
+
+def make_judges(cfg: EvalConfig):
+    """The CRAG-MM judge of the run and, for an LLM judge, the rule judge for agreement."""
+    from pixsearch.eval.judges import RuleJudge
+
+    if cfg.judge == "none":
+        return None, None
+    if cfg.judge == "rule":
+        return RuleJudge(), None
+    from pixsearch.eval.llm_judge import OpenAIJudge
+
+    return OpenAIJudge(cfg.judge_url, cfg.judge_model), RuleJudge()
+
+
+def load_config(run_dir: str | Path) -> EvalConfig:
+    """The EvalConfig saved in a run folder."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not an eval run (no config.yaml)")
+    return from_dict(EvalConfig, yaml.safe_load(path.read_text()))
+

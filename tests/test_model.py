@@ -1,0 +1,118 @@
+"""PixSearchModel on tiny random presets: builder, shapes, KV continuation, masks, gradients."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixsearch.model.batch import collate
+from pixsearch.model.build import build_model
+from pixsearch.model.interface import DecodeSession, SearchLM
+from pixsearch.model.presets import get_preset, preset_names
+from pixsearch.render import Rendered
+from pixsearch.train.losses import pixsearch_loss
+
+TINY = ["tiny", "llava-tiny", "qwen2.5-vl-tiny"]
+DISPLAY = ("The flag on the left <search><region></search><information>Peru is a country"
+           "</information> is Peru.")
+
+
+@pytest.fixture(scope="module", params=TINY)
+def model(request):
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    return build_model(get_preset(request.param)).eval()
+
+
+def _image(w=80, h=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def _batch(model):
+    r1 = model.renderer.trajectory("What flag is this?", DISPLAY, spans=[(4, 17)])
+    r2 = model.renderer.trajectory("What is it?", "No idea.")
+    mask = np.zeros((60, 80), bool)
+    mask[10:30, 20:50] = True
+    return collate(model, [r1, r2], [_image(), _image(50, 70, 1)], [[mask], []]), r1
+
+
+def test_every_preset_is_a_valid_config():
+    for name in preset_names():
+        cfg = get_preset(name)
+        assert cfg.name == name
+    assert get_preset("llava-1.5-13b").lm.pretrained == "llava-hf/llava-1.5-13b-hf"
+    assert get_preset("tiny", {"lm": {"tokenizer_vocab": 300}}).lm.tokenizer_vocab == 300
+    with pytest.raises(KeyError, match="available"):
+        get_preset("nope")
+
+
+def test_protocol_and_special_tokens(model):
+    assert isinstance(model, SearchLM)
+    t = model.tokens
+    assert t.id("image_placeholder") != t.id("image_query")
+    for role in t.roles:  # every control string is one token of the tokenizer
+        assert model.tokenizer.encode(t.strings()[role], add_special_tokens=False) == [t.id(role)]
+    emb = model.backbone.input_embeddings().weight
+    assert emb.shape[0] >= len(model.tokenizer)
+
+
+def test_forward_shapes(model):
+    batch, r1 = _batch(model)
+    out = model(batch)
+    B, T = batch["input_ids"].shape
+    V = model.backbone.input_embeddings().weight.shape[0]
+    assert out.logits.shape == (B, T, V)
+    assert out.span_logits.shape[0] == 2 and out.span_logits.shape[2] == 3  # region + no-region
+    assert out.span_targets.shape == out.span_logits.shape[:2]
+    M = model.mask_size
+    assert out.mask_logits.shape == (1, 1, M, M)
+    assert out.span_embeddings.shape == (1, out.hidden.shape[-1])
+    assert out.region_batch.tolist() == [0]
+    # gold span labels reach the tagger targets: B then I over "flag on the left"
+    tgt = out.span_targets[0][out.span_targets[0] >= 0].tolist()
+    assert tgt.count(1) == 1 and tgt.count(2) >= 1
+
+
+def test_kv_continuation_equals_full_recompute(model):
+    _, r1 = _batch(model)
+    img = _image()
+    cut = r1.region_positions[0] + 1
+    session, _ = model.start(model.renderer.prompt("What flag is this?"), img)
+    assert isinstance(session, DecodeSession)
+    gen = r1.input_ids[r1.prompt_len:cut]
+    logits = session.extend(gen[:3])
+    logits = session.extend(gen[3:])
+    full = Rendered(input_ids=r1.input_ids[:cut], prompt_len=r1.prompt_len,
+                    image_slice=r1.image_slice)
+    _, ref = model.start(full, img)
+    assert session.ids == r1.input_ids[:cut]
+    torch.testing.assert_close(logits, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_region_mask_in_original_size(model):
+    _, r1 = _batch(model)
+    session, _ = model.start(model.renderer.prompt("What flag is this?"), _image(91, 47))
+    session.extend(r1.input_ids[r1.prompt_len:r1.region_positions[0] + 1])
+    mask = session.region_mask()
+    assert mask.dtype == bool and mask.shape == (47, 91)
+    no_img, _ = model.start(model.renderer.prompt("What flag is this?", has_image=False), None)
+    with pytest.raises(RuntimeError, match="image"):
+        no_img.region_mask()
+
+
+def test_gradients_reach_exactly_the_trainable_parts(model):
+    model.zero_grad()
+    batch, _ = _batch(model)
+    out = model(batch)
+    loss, _ = pixsearch_loss(out, batch, teacher_span_embeddings=out.span_embeddings.detach() + 1)
+    loss.backward()
+    got = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert got <= trainable
+    assert any("lora_" in n for n in got)
+    assert not any("lora_" not in n and n.startswith("backbone.model.") and "projector" not in n
+                   and "merger" not in n for n in got), "frozen LM base weights got gradients"
+    for part in ("span_tagger.", "g.", "mask_decoder.mask_decoder.", "mask_decoder.prompt_encoder."):
+        assert any(n.startswith(part) for n in got), part
+    model.zero_grad()

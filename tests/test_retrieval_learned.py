@@ -1,0 +1,58 @@
+"""The trained image embedder: augmented views, a few training steps, save/load round trip."""
+
+import numpy as np
+import pytest
+import torch
+
+from pixsearch.data.flags import render_flag
+from pixsearch.retrieval.augment import AugmentConfig, random_views, to_tensor
+from pixsearch.retrieval.embedders import ThumbnailEmbedder
+from pixsearch.retrieval.learned import LearnedConfig, LearnedImageEmbedder
+
+CODES = ("FR", "DE", "JP", "BR", "CA", "IN", "ZA", "SE")
+
+
+@pytest.fixture(scope="module")
+def flags():
+    return [render_flag(c, 128, 96) for c in CODES]
+
+
+def test_views_are_deterministic_and_in_range(flags):
+    src = to_tensor(flags, (128, 96))
+    a = random_views(src, (48, 64), AugmentConfig(), torch.Generator().manual_seed(3))
+    b = random_views(src, (48, 64), AugmentConfig(), torch.Generator().manual_seed(3))
+    assert a.shape == (len(flags), 3, 48, 64)
+    assert torch.equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1
+    assert not torch.allclose(a, torch.nn.functional.interpolate(src, (48, 64)), atol=0.05)
+
+
+def test_trains_and_round_trips(flags, tmp_path):
+    torch.set_num_threads(1)
+    cfg = LearnedConfig(steps=40, batch_size=32, channels=8, dim=32, seed=1)
+    emb = LearnedImageEmbedder.create(cfg)
+    stats = emb.train(flags, progress=False)
+    assert stats["steps"] == 40 and np.isfinite(stats["loss"])
+    assert stats["loss"] < np.log(len(flags))  # better than chance
+    kb = emb.kb_vectors(flags)
+    assert kb.shape == (len(flags), 32)
+    assert np.allclose(np.linalg.norm(kb, axis=1), 1, atol=1e-5)
+    # clean flags find themselves
+    assert (emb.embed_images(flags) @ kb.T).argmax(axis=1).tolist() == list(range(len(flags)))
+    emb.save(tmp_path)
+    again = LearnedImageEmbedder.load(tmp_path)
+    assert again.config == cfg
+    assert np.array_equal(again.embed_images(flags), emb.embed_images(flags))
+    assert np.array_equal(again.kb_vectors(flags), kb)
+
+
+def test_load_missing_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="image_embedder"):
+        LearnedImageEmbedder.load(tmp_path)
+
+
+def test_thumbnail_baseline(flags):
+    emb = ThumbnailEmbedder()
+    v = emb.embed_images(flags)
+    assert v.shape == (len(flags), 16 * 12 * 3)
+    assert (v @ v.T).argmax(axis=1).tolist() == list(range(len(flags)))
