@@ -26,3 +26,27 @@ def _seed():
         torch.set_num_threads(1)
     except ImportError:
         pass
+
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 200)}
+
+
+@pytest.fixture(scope="session")
+def colour_index(tmp_path_factory):
+    """A real knowledge index (MiniLM text index, thumbnail image index) of three plain-colour
+    'countries', one card and one flag image each."""
+    from PIL import Image
+
+    from pixsearch.retrieval.index import IndexConfig, KnowledgeIndex
+    from pixsearch.types import Document, KBImage
+
+    root = tmp_path_factory.mktemp("kb")
+    docs, images = [], []
+    for name, rgb in COLOURS.items():
+        docs.append(Document(id=name, title=f"{name.title()}land",
+                             text=f"{name.title()}land has a plain {name} flag. Its capital is "
+                                  f"{name.title()}ville.", entity=name, kind="card"))
+        Image.new("RGB", (64, 48), rgb).save(root / f"{name}.png")
+        images.append(KBImage(id=f"img-{name}", path=f"{name}.png", doc_id=name))
+    cfg = IndexConfig(image_embedder="thumbnail-16x12")
+    return KnowledgeIndex.build(docs, images, root, root / "index", cfg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image
 
 from pixsearch.model.tokenizer import train_tokenizer
 from pixsearch.render import Renderer, Rendered
@@ -121,3 +122,10 @@ class SteeredLM:
         s = SteeredSession(inner, self.script)
         self.sessions.append(s)
         return s, s._steer(logits)
+
+
+def colour_scene() -> Image.Image:
+    """A grey scene with one green 'flag' on the left (see conftest's colour_index)."""
+    img = np.full((120, 160, 3), 200, dtype=np.uint8)
+    img[30:70, 20:80] = (30, 160, 60)
+    return Image.fromarray(img)

@@ -7,46 +7,22 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from scripted import SteeredLM
+from scripted import SteeredLM, colour_scene
 
 from pixsearch.decode.config import DecodeConfig
 from pixsearch.decode.engine import Engine
 from pixsearch.model.build import build_model
 from pixsearch.model.presets import get_preset
-from pixsearch.retrieval.index import IndexConfig, KnowledgeIndex
-from pixsearch.types import Document, KBImage
-
-COLOURS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 200)}
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory) -> KnowledgeIndex:
-    root = tmp_path_factory.mktemp("kb")
-    docs, images = [], []
-    for name, rgb in COLOURS.items():
-        docs.append(Document(id=name, title=f"{name.title()}land",
-                             text=f"{name.title()}land has a plain {name} flag. Its capital is "
-                                  f"{name.title()}ville.", entity=name, kind="card"))
-        Image.new("RGB", (64, 48), rgb).save(root / f"{name}.png")
-        images.append(KBImage(id=f"img-{name}", path=f"{name}.png", doc_id=name))
-    cfg = IndexConfig(image_embedder="thumbnail-16x12")
-    return KnowledgeIndex.build(docs, images, root, root / "index", cfg)
-
-
-def scene() -> Image.Image:
-    img = np.full((120, 160, 3), 200, dtype=np.uint8)
-    img[30:70, 20:80] = COLOURS["green"]
-    return Image.fromarray(img)
-
+from pixsearch.retrieval.index import KnowledgeIndex
 
 @pytest.mark.parametrize("preset", ["tiny", "mini"])
-def test_region_search_end_to_end(preset, index):
+def test_region_search_end_to_end(preset, colour_index: KnowledgeIndex):
     torch.manual_seed(0)
     model = build_model(get_preset(preset)).eval()
     lm = SteeredLM(model, ["The flag on the left", "search_open", "region", "search_close",
                            " is", "search_open", "capital of Greenland", "search_close"])
     cfg = DecodeConfig(max_new_tokens=len(lm.script) + 4, top_k=2)
-    ans = Engine(lm, index, cfg).answer("Which flag is on the left?", scene())
+    ans = Engine(lm, colour_index, cfg).answer("Which flag is on the left?", colour_scene())
     steps = [s for s in ans.trace.steps if not s.skipped]
     assert [s.modality for s in steps][:2] == ["region", "text"]
     region = steps[0]
@@ -67,7 +43,7 @@ def test_kv_continuation_equals_full_recompute(preset):
     gen = r.text_ids("The flag") + [model.tokens.id("search_open"), model.tokens.id("region"),
                                     model.tokens.id("search_close")]
     ev = r.information("[1] Peru: red white red")
-    image = scene()
+    image = colour_scene()
     session, _ = model.start(prompt, image)
     for t in gen:
         session.extend([t])

@@ -46,12 +46,17 @@ class Country:
     demonym: str
     native_name: str
     tld: list[str]
-    colours: list[str] = field(default_factory=list)  # flag colours, largest area first
-    geojson: dict | None = None  # outline; None for the few countries without one
+    geojson: dict | None = field(default=None, repr=False)  # outline; None for a few countries
+
+    @property
+    def colours(self) -> list[str]:
+        """Flag colours, largest area first (computed on first use from the rendered flag)."""
+        return [name for name, _ in flag_colours(self.code)]
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("geojson")
+        d["colours"] = self.colours
         return d
 
 
@@ -112,7 +117,6 @@ def load_countries() -> tuple[Country, ...]:
             timezones=list(info.get("timezones") or []),
             demonym=info.get("demonym") or "", native_name=(info.get("nativeName") or "").strip(),
             tld=list(info.get("tld") or []),
-            colours=[name for name, _ in flag_colours(code)],
             geojson=info.get("geoJSON") or None,
         ))
     return tuple(out)

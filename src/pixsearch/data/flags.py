@@ -65,8 +65,15 @@ def _import_cairosvg():
     return cairosvg
 
 
-@lru_cache(maxsize=4096)
-def _render(code: str, width: int, height: int) -> Image.Image:
+MASTER_WIDTH = 320  # flags up to this width are downsampled from one cached raster
+
+
+def _raster_cache_dir() -> Path:
+    home = Path(os.environ.get("PIXSEARCH_HOME", Path.home() / ".cache" / "pixsearch"))
+    return home / "flag_rasters" / f"4x3-{MASTER_WIDTH}-{FLAG_ICONS_VERSION}"
+
+
+def _rasterise(code: str, width: int, height: int) -> Image.Image:
     cairosvg = _import_cairosvg()
     png = cairosvg.svg2png(
         bytestring=_svg_path(code).read_bytes(), output_width=width, output_height=height
@@ -78,6 +85,31 @@ def _render(code: str, width: int, height: int) -> Image.Image:
     return rgb
 
 
+@lru_cache(maxsize=512)
+def _master(code: str) -> Image.Image:
+    """The flag at MASTER_WIDTH, rasterised once per machine (SVGs with coats of arms take
+    ~0.1 s each with cairosvg) and kept as a PNG under $PIXSEARCH_HOME/flag_rasters."""
+    path = _raster_cache_dir() / f"{code.lower()}.png"
+    if path.is_file():
+        return Image.open(path).convert("RGB")
+    img = _rasterise(code, MASTER_WIDTH, MASTER_WIDTH * 3 // 4)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        img.save(tmp, format="PNG")
+        tmp.replace(path)  # atomic: concurrent builds never read a half-written file
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return img
+
+
+@lru_cache(maxsize=4096)
+def _render(code: str, width: int, height: int) -> Image.Image:
+    if width <= MASTER_WIDTH and height <= MASTER_WIDTH:
+        return _master(code).resize((width, height), Image.LANCZOS)
+    return _rasterise(code, width, height)
+
+
 def render_flag(code: str, width: int, height: int | None = None) -> Image.Image:
     """Rasterise the flag of `code` (ISO alpha-2, any case) to an RGB image.
 
@@ -87,7 +119,7 @@ def render_flag(code: str, width: int, height: int | None = None) -> Image.Image
     if width <= 0 or (height is not None and height <= 0):
         raise ValueError(f"flag size must be positive, got {width}x{height}")
     h = height if height is not None else max(1, round(width * 3 / 4))
-    return _render(code.upper() if len(code) == 2 else code.lower(), int(width), int(h)).copy()
+    return _render(code.upper(), int(width), int(h)).copy()
 
 
 # Named prototypes for describing flag colours in words (entity cards, referring expressions,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from pixsearch.config import to_dict
@@ -69,6 +70,14 @@ def select_countries(cfg: WorldConfig) -> list[Country]:
         keep = sorted(rng.choice(len(countries), cfg.n_countries, replace=False))
         countries = [countries[i] for i in keep]
     return countries
+
+
+def compose_scene(split: str, s: int, pools: Pools, countries: dict[str, Country],
+                  cfg: WorldConfig) -> tuple[Scene, np.random.Generator]:
+    """Scene `s` of `split` (a pure function of the seed), and the generator that continues
+    with its questions."""
+    rng = np.random.default_rng([cfg.seed, 2, SPLITS.index(split), s])
+    return _compose(pools.for_split(split), countries, cfg, rng), rng
 
 
 def _compose(pool: list[str], countries: dict[str, Country], cfg: WorldConfig,
@@ -135,10 +144,11 @@ def build_split(split: str, out: Path, pools: Pools, countries: dict[str, Countr
     n = getattr(cfg.scenes, split)
     kb = set(pools.kb)
     for s in tqdm(range(n), desc=f"world {split}", disable=not progress):
-        rng = np.random.default_rng([cfg.seed, 2, SPLITS.index(split), s])
-        scene = _compose(pools.for_split(split), countries, cfg, rng)
+        scene, rng = compose_scene(split, s, pools, countries, cfg)
         image = f"images/{split}_{s:05d}.jpg"
         scene.image.save(out / image, quality=cfg.scene.jpeg_quality)
+        # Searches run on the saved JPEG, so anyone can rerun them from the files alone.
+        scene.image = Image.open(out / image).convert("RGB")
         view = _view(scene, countries, kb, rng)
         cache: dict = {}
         for q, qa in enumerate(make_questions(view, cfg.questions_per_scene, rng)):

@@ -62,3 +62,18 @@ class DoneEvent:
 
 Event = (TokenEvent | SearchStarted | MaskEvent | HitsEvent | EvidenceEvent | SearchSkipped
          | DoneEvent)
+
+
+def event_to_dict(event: Event) -> dict:
+    """JSON-safe view of an event (masks as COCO RLE) for streams and logs."""
+    from dataclasses import asdict
+
+    from ..masks import mask_to_rle
+
+    name = type(event).__name__
+    if isinstance(event, DoneEvent):
+        return {"type": name, "answer": event.answer.to_dict()}
+    if isinstance(event, MaskEvent):
+        return {"type": name, "index": event.index, "box": event.box,
+                "mask_rle": mask_to_rle(event.mask)}
+    return {"type": name, **asdict(event)}

@@ -72,16 +72,16 @@ def _entity_code(record: Mapping[str, Any], index: int | None) -> str | None:
 
 def _gold_of_step(record: Mapping[str, Any], modality: str, ordinal: int) -> set[str]:
     """Gold entity ids a search should retrieve: the gold search of the same type and order
-    (its `expect`, else its entity's code), else any gold search's entity or the target."""
-    gold = [s for s in record.get("searches") or [] if s.get("type") == modality]
-    if ordinal < len(gold):
-        s = gold[ordinal]
-        code = s.get("expect") or _entity_code(record, s.get("entity"))
-        return {code} if code else set()
-    codes = {s.get("expect") or _entity_code(record, s.get("entity"))
-             for s in record.get("searches") or []}
-    codes.add(_entity_code(record, record.get("target")))
-    return {c for c in codes if c}
+    (its `expect`, else its entity's code), else any gold search's entity or the target.
+    Entities known to be outside the knowledge base cannot be retrieved and are left out."""
+    absent = {e.get("code") for e in record.get("entities") or [] if e.get("in_kb") is False}
+    searches = record.get("searches") or []
+    same = [s for s in searches if s.get("type") == modality]
+    chosen = [same[ordinal]] if ordinal < len(same) else searches
+    codes = {s.get("expect") or _entity_code(record, s.get("entity")) for s in chosen}
+    if ordinal >= len(same):
+        codes.add(_entity_code(record, record.get("target")))
+    return {c for c in codes if c and c not in absent}
 
 
 def _region_iou(record: Mapping[str, Any], steps: list[dict]) -> tuple[int, int] | None:
@@ -179,12 +179,20 @@ def score_run(records: Sequence[Mapping[str, Any]], predictions: Mapping[str, Ma
     for row in rows:
         for g in row.groups:
             by_group.setdefault(g, []).append(row)
-    groups = {g: _group_metrics(rs, [t for r in rs for t in turns_of[r.id]], top_k)
-              for g, rs in by_group.items()}
+    groups = {g: _group_metrics(by_group[g], [t for r in by_group[g] for t in turns_of[r.id]],
+                                top_k) for g in sorted(by_group, key=_group_order)}
     out: dict[str, Any] = {"n_records": len(rows), "groups": groups}
     if crag.agreement is not None:
         out["judge_agreement"] = crag.agreement.as_dict()
     return out
+
+
+def _group_order(name: str) -> tuple[int, str]:
+    """all, ego, non_ego, then seen/unseen, in-KB, splits, question types (alphabetical)."""
+    fixed = ("all", "ego", "non_ego", "seen", "unseen", "in_kb", "not_in_kb")
+    if name in fixed:
+        return fixed.index(name), ""
+    return len(fixed) + name.startswith("question_type="), name
 
 
 def _turn_answers(prediction: Mapping[str, Any]) -> str | list[str]:

@@ -1,0 +1,135 @@
+"""The evaluation runner with the random `tiny` model on a hand-made 6-record set: every mode
+writes every report file, runs resume, settings are checked, the CLI and the report combine."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from eval_fixture import build_eval_set
+from PIL import Image
+
+from pixsearch.cli import main
+from pixsearch.config import ConfigError
+from pixsearch.eval.modes import MODES
+from pixsearch.eval.report import combine_runs
+from pixsearch.eval.runner import EvalConfig, read_predictions, run_eval
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def eval_set(tmp_path_factory) -> tuple[Path, Path]:
+    return build_eval_set(tmp_path_factory.mktemp("evalset"))
+
+
+def _cfg(eval_set, out: Path, **kw) -> EvalConfig:
+    data, index = eval_set
+    base = dict(data=str(data), index=str(index), model="tiny", max_new_tokens=8,
+                progress=False, out=str(out))
+    return EvalConfig(**{**base, **kw})
+
+
+def _check_run_files(out: Path, n: int) -> list[dict]:
+    assert (out / "config.yaml").is_file()
+    lines = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == n and all("trace" in x and "answer" in x for x in lines)
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["n_records"] == n
+    assert {"all", "ego", "non_ego"} <= set(scores["groups"])
+    assert "## CRAG-MM" in (out / "report.md").read_text()
+    png = out / "search_patterns.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert Image.open(png).size[0] > 100
+    return lines
+
+
+def test_every_mode_writes_every_report_file_and_the_report_combines(eval_set, tmp_path):
+    runs = []
+    for mode in MODES:
+        out = tmp_path / mode
+        run_eval(_cfg(eval_set, out, mode=mode, limit=2))
+        lines = _check_run_files(out, 2)
+        steps = [x["trace"]["steps"] for x in lines]
+        if mode == "no_search":
+            assert all(s == [] for s in steps)
+        elif mode == "text_question":
+            assert all([st["modality"] for st in s] == ["text"] for s in steps)
+            assert [s[0]["query_text"] for s in steps] == [x["question"] for x in lines]
+        elif mode == "whole_image":
+            assert all([st["modality"] for st in s] == ["image"] for s in steps)
+        elif mode == "pipeline":
+            assert all(s[0]["modality"] == "region" and s[0]["mask_rle"] for s in steps)
+            assert all(x["mode_info"]["proposals"] for x in lines)
+        if mode != "full":  # baselines add no searches of their own
+            assert all(len(s) <= 1 for s in steps)
+        runs.append(out)
+    budget = tmp_path / "budget_0"
+    run_eval(_cfg(eval_set, budget, mode="full", max_searches=0, limit=2))
+    no_region = tmp_path / "no_region"
+    run_eval(_cfg(eval_set, no_region, modalities=("image", "text"), limit=2))
+    text = combine_runs([*runs, budget, no_region], tmp_path / "report")
+    assert "## Table 1" in text and "Modular pipeline" in text and "Whole image" in text
+    assert "## Table 6" in text and "image + text" in text
+    assert "## Table 7" in text and "| ∞ |" in text
+    assert (tmp_path / "report" / "budget_curve.png").read_bytes()[:8] == PNG_MAGIC
+    table1 = text.split("## Table 1")[1].split("##")[0]
+    assert sum(line.startswith("| ") for line in table1.splitlines()) == 1 + len(MODES)
+
+
+def test_runs_resume_and_skip_finished_ids(eval_set, tmp_path):
+    cfg = _cfg(eval_set, tmp_path, mode="no_search", limit=2)
+    run_eval(cfg)
+    first = (tmp_path / "predictions.jsonl").read_text().splitlines()
+    # a crash mid-write leaves a cut-off line; resuming drops it and goes on
+    with (tmp_path / "predictions.jsonl").open("a") as f:
+        f.write('{"id": "r2", "answer": "cut of')
+    scores = run_eval(replace(cfg, limit=4))
+    lines = (tmp_path / "predictions.jsonl").read_text().splitlines()
+    assert lines[:2] == first
+    assert [json.loads(x)["id"] for x in lines] == ["r0", "r1", "r2", "r3"]
+    assert scores["timing"]["answered"] == 2 and scores["timing"]["skipped"] == 2
+    assert list(read_predictions(tmp_path / "predictions.jsonl")) == ["r0", "r1", "r2", "r3"]
+    again = run_eval(replace(cfg, limit=4))
+    assert again["timing"]["answered"] == 0
+
+
+def test_resume_refuses_a_run_folder_with_other_settings(eval_set, tmp_path):
+    run_eval(_cfg(eval_set, tmp_path, mode="no_search", limit=1))
+    with pytest.raises(ConfigError, match="mode"):
+        run_eval(_cfg(eval_set, tmp_path, mode="whole_image", limit=1))
+
+
+def test_cli_run_and_report(eval_set, tmp_path, capsys):
+    data, index = eval_set
+    out = tmp_path / "run"
+    assert main(["eval", "run", "--data", str(data), "--index", str(index), "--model", "tiny",
+                 "--mode", "text_question", "--limit", "2", "--top-k", "2", "--no-progress",
+                 "--max-new-tokens", "8", "--out", str(out)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["config"]["top_k"] == 2
+    assert "recall@2" in scores["groups"]["all"]["retrieval"]["text"]
+    assert main(["eval", "report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    assert "Text question" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_ray_workers_name_the_extra_when_ray_is_missing(eval_set, tmp_path):
+    try:
+        import ray  # noqa: F401
+        pytest.skip("ray is installed")
+    except ImportError:
+        pass
+    cfg = _cfg(eval_set, tmp_path, mode="no_search", limit=3, workers=2, ray=True)
+    with pytest.raises(ImportError, match=r"pixsearch\[distributed\]"):
+        run_eval(cfg)
+
+
+@pytest.mark.slow
+def test_process_pool_workers_answer_every_record(eval_set, tmp_path):
+    scores = run_eval(_cfg(eval_set, tmp_path, mode="whole_image", workers=2))
+    assert scores["n_records"] == 6
+    ids = sorted(json.loads(x)["id"] for x in (tmp_path / "predictions.jsonl").open())
+    assert ids == [f"r{i}" for i in range(6)]

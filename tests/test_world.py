@@ -1,0 +1,181 @@
+"""The small benchmark world, built once for this module: answers, masks, splits, trajectories.
+
+The checks are the issue's acceptance criteria: every answer is derivable from the knowledge
+base (or from the scene for no-search questions), masks match the composited pixels, no entity
+of test_unseen occurs in train/val, and the information blocks are what the index returns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixsearch.data.config import WorldConfig
+from pixsearch.data.knowledge import read_kb
+from pixsearch.data.questions import IDK
+from pixsearch.data.records import QUESTION_TYPES, SPLITS, read_records
+from pixsearch.data.world import Pools, build_world, compose_scene
+from pixsearch.masks import rle_to_mask
+
+INFO = re.compile(r"<search>(.*?)</search><information>(.*?)</information>", re.S)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world")
+    cfg = WorldConfig.preset("small")
+    by_split = build_world(out, cfg, progress=False)
+    meta = json.loads((out / "world.json").read_text())
+    docs, images = read_kb(out / "kb")
+    return {"out": out, "cfg": cfg, "records": by_split, "meta": meta, "docs": docs,
+            "images": images}
+
+
+def test_layout_and_counts(world):
+    out = world["out"]
+    for name in ("card.md", "contact_sheet.png", "kb/docs.jsonl", "kb/images/images.jsonl",
+                 "index/index.yaml"):
+        assert (out / name).is_file(), name
+    for split in SPLITS:
+        recs = read_records(out / f"{split}.jsonl")
+        assert recs and [r.id for r in recs] == [r.id for r in world["records"][split]]
+        assert all(r.split == split and (out / r.image).is_file() for r in recs)
+    every = [r for recs in world["records"].values() for r in recs]
+    assert {r.question_type for r in every} == set(QUESTION_TYPES)
+    assert {r.ego for r in every} == {True, False}
+    assert any(r.answer == IDK for r in every) and any(not r.needs_search for r in every)
+    card = (out / "card.md").read_text()
+    assert "test_unseen" in card and "contact_sheet.png" in card
+
+
+def _kb_texts(docs) -> dict[str, str]:
+    by_entity: dict[str, str] = {}
+    for d in docs:
+        by_entity[d.entity] = by_entity.get(d.entity, "") + f" {d.title}: {d.text}"
+    return by_entity
+
+
+def test_every_answer_is_derivable(world):
+    kb = _kb_texts(world["docs"])
+    countries = world["meta"]["countries"]
+    for r in (r for recs in world["records"].values() for r in recs):
+        t = r.entities[r.target] if r.target is not None else None
+        assert r.answer in r.answers
+        if r.answer == IDK:
+            assert t is not None and not t["in_kb"] and t["code"] not in kb
+        elif r.question_type == "identification":
+            assert r.answer == t["name"] and f" {t['name']}: " in kb[t["code"]]
+        elif r.question_type == "factoid":
+            assert r.answer in kb[t["code"]], (r.question, r.answer)
+        elif r.question_type == "multi_hop":
+            nbrs = [c for c in countries[t["code"]]["border_codes"] if c in kb]
+            assert any(f"The capital of {countries[n]['name']} is {r.answer}." in kb[n]
+                       for n in nbrs)
+            assert any(countries[n]["name"] in kb[t["code"]] for n in nbrs)
+        elif r.question_type == "binary":
+            assert r.answer == ("yes" if r.question.endswith(f"of {t['name']}?") else "no")
+        elif r.question_type == "counting":
+            assert r.answer == str(len(r.entities))
+        elif r.question_type == "attribute":
+            assert r.answer == countries[t["code"]]["colours"][0]
+        elif r.question_type == "spatial":
+            cx = [(e["box"][0] + e["box"][2]) / 2 for e in r.entities]
+            assert r.answer == str(sum(x < cx[r.target] for x in cx))
+
+
+def test_masks_match_composited_pixels(world):
+    out, cfg, meta = world["out"], world["cfg"], world["meta"]
+    pools = Pools(**meta["pools"])
+    from pixsearch.data.countries import load_countries
+
+    countries = {c.code: c for c in load_countries() if c.code in meta["countries"]}
+    checked = 0
+    for split in ("train", "test_unseen"):
+        by_image = {r.image: r for r in world["records"][split]}
+        for image, rec in list(by_image.items())[:6]:
+            s = int(image.split("_")[-1].split(".")[0])
+            scene, _ = compose_scene(split, s, pools, countries, cfg)
+            assert [e.code for e in scene.entities] == [e["code"] for e in rec.entities]
+            canvas = np.asarray(scene.image)
+            owner = np.full(canvas.shape[:2], -1)
+            for i, e in enumerate(scene.entities):
+                assert np.array_equal(rle_to_mask(rec.masks[i]), e.mask)
+                assert owner[e.mask].max() == -1, "masks overlap"
+                owner[e.mask] = i
+            # Each entity's visible pixels are exactly its own layer's pixels; pixels no layer
+            # painted are the background photo.
+            painted = np.zeros(owner.shape, bool)
+            for layer in scene.layers:
+                alpha = _placed(layer, owner.shape)
+                painted |= alpha
+                if layer.owner >= 0:
+                    mine = alpha & (owner == layer.owner)
+                    assert mine.sum() == (owner == layer.owner).sum()
+                    ys, xs = np.nonzero(mine)
+                    assert np.array_equal(canvas[ys, xs], layer.rgb[ys - layer.y0, xs - layer.x0])
+            assert np.array_equal(canvas[~painted], scene.background[~painted])
+            saved = np.asarray(Image.open(out / image).convert("RGB"), np.float32)
+            assert np.abs(saved - canvas).mean() < 4.0, "saved JPEG is not this scene"
+            checked += 1
+    assert checked >= 6
+
+
+def _placed(layer, shape) -> np.ndarray:
+    """A layer's alpha pasted at its place on a full canvas (clipped to the canvas)."""
+    full = np.zeros(shape, bool)
+    h, w = layer.alpha.shape
+    y0, x0 = max(layer.y0, 0), max(layer.x0, 0)
+    y1, x1 = min(layer.y0 + h, shape[0]), min(layer.x0 + w, shape[1])
+    full[y0:y1, x0:x1] = layer.alpha[y0 - layer.y0:y1 - layer.y0, x0 - layer.x0:x1 - layer.x0]
+    return full
+
+
+def test_test_unseen_entities_never_in_train_or_val(world):
+    seen = {e["code"] for s in ("train", "val") for r in world["records"][s] for e in r.entities}
+    unseen = {e["code"] for r in world["records"]["test_unseen"] for e in r.entities}
+    assert unseen and not (seen & unseen)
+    kb = {d.entity for d in world["docs"]}
+    assert unseen & kb, "test_unseen must be answerable through retrieval"
+
+
+def test_trajectories_are_what_the_index_returns(world):
+    from pixsearch.retrieval.evidence import format_evidence
+    from pixsearch.retrieval.index import KnowledgeIndex
+    from pixsearch.types import Query
+
+    out, cfg = world["out"], world["cfg"]
+    index = KnowledgeIndex.open(out / "index")
+    recs = [r for s in ("train", "test") for r in world["records"][s] if r.search_types][:25]
+    assert {t for r in recs for t in r.search_types} == {"region", "image", "text"}
+    for r in recs:
+        blocks = INFO.findall(r.trajectory)
+        assert len(blocks) == len(r.search_types) == len(r.searches)
+        image = r.load_image(out)
+        for (payload, info), s in zip(blocks, r.searches):
+            if s["type"] == "region":
+                assert payload == "<region>"
+                q = Query("region", image=image, mask=r.mask(s["entity"]))
+            elif s["type"] == "image":
+                assert payload == "<image>"
+                q = Query("image", image=image)
+            else:
+                assert payload == s["query"]
+                q = s["query"]
+            hits = index.search(q, cfg.top_k)
+            assert format_evidence(hits, cfg.evidence_words).text == info
+            assert [h.doc_id for h in hits] == s["hits"]
+        assert len(r.region_spans) == r.search_types.count("region")
+        regions = [s for s in r.searches if s["type"] == "region"]
+        for (a, b), s in zip(r.region_spans, regions):
+            assert r.trajectory[a:b].lower() == r.entities[s["entity"]]["refexp"].lower()
+
+
+def test_final_sentence_holds_the_answer(world):
+    for r in (r for recs in world["records"].values() for r in recs):
+        tail = r.trajectory.rsplit("</information>", 1)[-1]
+        assert r.answer in tail, (r.trajectory, r.answer)
+        assert r.needs_search == bool(r.search_types)
