@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
-from transformers import LlavaForConditionalGeneration, SamModel
+from transformers import LlavaConfig, LlavaForConditionalGeneration, SamModel
 
 from pixsearch.model.batch import collate
-from pixsearch.model.build import build_model, make_tokenizer
+from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -19,6 +19,8 @@ from pixsearch.model.checkpoint import (
 )
 from pixsearch.model.mask_decoder import sam_config
 from pixsearch.model.presets import get_preset
+from pixsearch.model.tokenizer import train_tokenizer
+from pixsearch.tokens import TokenTable
 
 DISPLAY = "The red flag <search><region></search><information>x</information> is Peru."
 
@@ -75,13 +77,15 @@ def test_hub_loading_paths_from_local_tiny_checkpoints(tmp_path):
     initialisation, weight names of both checkpoints, then a checkpoint round trip."""
     torch.set_num_threads(1)
     cfg = get_preset("llava-tiny")
-    # a "hub" tokenizer that knows LLaVA's <image> but none of our control tokens
-    tok = make_tokenizer(cfg)
-    base_vocab = len(tok)
-    hub = build_model(get_preset("llava-tiny", {"trainable": ["projector"]}),
-                      tokenizer=tok).backbone.model  # no LoRA in the "hub" export
-    hub.resize_token_embeddings(base_vocab - 6)  # the hub model predates our 6 new tokens
-    hub.save_pretrained(tmp_path / "llava")
+    # a "hub" tokenizer that knows LLaVA's <image> but none of our control tokens, and a hub
+    # model whose vocabulary predates them
+    other = TokenTable(*[f"<other{i}>" for i in range(6)], image_placeholder="<image>")
+    tok = train_tokenizer(None, 512, other)
+    hf = dict(cfg.lm.hf_config)
+    hf["text_config"] = dict(hf["text_config"], vocab_size=len(tok))
+    LlavaForConditionalGeneration(LlavaConfig(
+        **hf, image_token_index=tok.convert_tokens_to_ids("<image>"))).save_pretrained(
+        tmp_path / "llava")
     sam = SamModel(sam_config(cfg.mask_decoder))
     sam.save_pretrained(tmp_path / "sam")
 
@@ -91,9 +95,11 @@ def test_hub_loading_paths_from_local_tiny_checkpoints(tmp_path):
     llava = LlavaForConditionalGeneration.from_pretrained(tmp_path / "llava")
     emb = model.backbone.input_embeddings().weight
     old = llava.get_input_embeddings().weight
-    assert emb.shape[0] == len(tok)
+    assert emb.shape[0] == len(tok) == old.shape[0] + 6
     torch.testing.assert_close(emb[: old.shape[0]], old)
     torch.testing.assert_close(emb[old.shape[0]:], old.mean(0, keepdim=True).expand(6, -1))
+    assert model.tokens.id("image_placeholder") == tok.convert_tokens_to_ids("<image>")
+    assert model.tokens.strings()["image_query"] == "<image_query>"
     assert model.backbone.model.config.image_token_index == model.tokens.id("image_placeholder")
     torch.testing.assert_close(model.mask_decoder.mask_decoder.iou_token.weight,
                                sam.mask_decoder.iou_token.weight)

@@ -133,3 +133,22 @@ def test_process_pool_workers_answer_every_record(eval_set, tmp_path):
     assert scores["n_records"] == 6
     ids = sorted(json.loads(x)["id"] for x in (tmp_path / "predictions.jsonl").open())
     assert ids == [f"r{i}" for i in range(6)]
+
+
+@pytest.mark.slow
+def test_tiny_model_on_the_small_world_writes_every_report_file(tmp_path):
+    world = tmp_path / "world"
+    assert main(["world", "build", "--out", str(world), "--scale", "small",
+                 "--no-progress"]) == 0
+    for mode in MODES:  # the index defaults to the world's own
+        out = tmp_path / mode
+        assert main(["eval", "run", "--data", str(world), "--split", "test_unseen", "--model",
+                     "tiny", "--mode", mode, "--limit", "4", "--max-new-tokens", "16",
+                     "--no-progress", "--out", str(out)]) == 0
+        _check_run_files(out, 4)
+        scores = json.loads((out / "scores.json").read_text())
+        assert "unseen" in scores["groups"]
+        assert scores["config"]["index"] == str(world / "index")
+    assert main(["eval", "report", *[str(tmp_path / m) for m in MODES], "--out",
+                 str(tmp_path / "report")]) == 0
+    assert "## Table 1" in (tmp_path / "report" / "report.md").read_text()

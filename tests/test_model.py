@@ -115,4 +115,14 @@ def test_gradients_reach_exactly_the_trainable_parts(model):
                    and "merger" not in n for n in got), "frozen LM base weights got gradients"
     for part in ("span_tagger.", "g.", "mask_decoder.mask_decoder.", "mask_decoder.prompt_encoder."):
         assert any(n.startswith(part) for n in got), part
+    # one optimiser step moves only parameters that got gradients (k-projection biases get
+    # ~1e-12 gradients, softmax being shift invariant, and may not move in float32)
+    params = dict(model.named_parameters())
+    before = {n: p.detach().clone() for n, p in params.items()}
+    torch.optim.SGD([p for p in params.values() if p.requires_grad], lr=0.1).step()
+    moved = {n for n, p in params.items() if not torch.equal(p, before[n])}
+    assert moved <= got and any(n.startswith("mask_decoder.") for n in moved)
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(before[n])
     model.zero_grad()

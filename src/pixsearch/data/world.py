@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from pixsearch.config import to_dict
+from pixsearch.config import from_dict, to_dict
+from pixsearch.data.card import write_card, write_contact_sheet
 from pixsearch.data.config import WorldConfig
 from pixsearch.data.countries import Country, load_countries
 from pixsearch.data.knowledge import write_kb
@@ -33,6 +34,8 @@ from pixsearch.data.refexp import referring_expressions
 from pixsearch.data.scenes import BACKGROUNDS, Scene, compose_ego, compose_nonego
 from pixsearch.data.trajectories import TrajectoryWriter, plain_trajectory
 from pixsearch.masks import mask_to_rle
+from pixsearch.retrieval.index import IndexConfig, KnowledgeIndex
+from pixsearch.types import Document, KBImage
 
 
 @dataclass
@@ -159,11 +162,9 @@ def build_split(split: str, out: Path, pools: Pools, countries: dict[str, Countr
     return records, samples
 
 
-def build_index(out: Path, docs, images, cfg: WorldConfig):
+def build_index(out: Path, docs: list[Document], images: list[KBImage], cfg: WorldConfig
+                ) -> KnowledgeIndex:
     """Build `out/index` from the KB with the retrieval package (same as `pixsearch index build`)."""
-    from pixsearch.config import from_dict
-    from pixsearch.retrieval.index import IndexConfig, KnowledgeIndex
-
     config = from_dict(IndexConfig, dict(cfg.index_config))
     return KnowledgeIndex.build(docs, images, image_root=out / "kb" / "images",
                                 out_dir=out / "index", config=config, overwrite=True)
@@ -171,8 +172,6 @@ def build_index(out: Path, docs, images, cfg: WorldConfig):
 
 def build_world(out: Path, cfg: WorldConfig, progress: bool = True) -> dict[str, list[Record]]:
     """Build the whole world into `out` (see the module docstring); returns records by split."""
-    from pixsearch.data.card import write_card, write_contact_sheet
-
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     chosen = select_countries(cfg)

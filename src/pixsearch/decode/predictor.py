@@ -9,6 +9,7 @@ index spec is a knowledge-index directory or the URL of a PixSearch search serve
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,23 +29,40 @@ def pixsearch_home() -> Path:
 
 
 def default_model_dir(preset: str) -> Path:
+    """Where `pixsearch train` writes the trained checkpoint of a preset."""
     return pixsearch_home() / "models" / preset
 
 
+def trained_checkpoint(preset: str) -> Path | None:
+    """The trained checkpoint of a preset: one the user trained (`$PIXSEARCH_HOME/models/`)
+    wins over the one shipped inside the package (`pixsearch/weights/`)."""
+    from ..model.checkpoint import CONFIG
+
+    shipped = Path(__file__).resolve().parent.parent / "weights" / preset
+    for d in (default_model_dir(preset), shipped):
+        if (d / CONFIG).exists():
+            return d
+    return None
+
+
 def load_model(spec: str) -> SearchLM:
-    """A checkpoint directory, or a preset name (its trained checkpoint if one exists under
-    `$PIXSEARCH_HOME/models/<name>`, else freshly built random weights)."""
+    """A checkpoint directory, or a preset name: its trained checkpoint if there is one, else
+    freshly built random weights (fine for `tiny` in tests; a warning for anything else)."""
     from ..model.build import build_model
     from ..model.checkpoint import load_checkpoint
     from ..model.presets import get_preset
 
     path = Path(spec).expanduser()
     if path.is_dir():
-        return load_checkpoint(path)
-    trained = default_model_dir(spec)
-    if (trained / "config.yaml").exists():
-        return load_checkpoint(trained)
-    return build_model(get_preset(spec))
+        return load_checkpoint(path).eval()
+    trained = trained_checkpoint(spec)
+    if trained is not None:
+        return load_checkpoint(trained).eval()
+    if spec != "tiny":
+        warnings.warn(f"no trained checkpoint for preset {spec!r}: using random weights "
+                      f"(train one with `pixsearch train --config configs/train/{spec}.yaml`)",
+                      stacklevel=2)
+    return build_model(get_preset(spec)).eval()
 
 
 def load_search(spec: str | None) -> SearchAPI | None:

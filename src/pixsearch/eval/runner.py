@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,9 @@ class EvalConfig:
             raise ConfigError(f"judge {self.judge!r} is not one of rule, openai, none")
         if self.judge == "openai" and not (self.judge_url and self.judge_model):
             raise ConfigError("the openai judge needs judge_url and judge_model")
+        bad = set(self.modalities) - {"region", "image", "text"}
+        if bad or not self.modalities:
+            raise ConfigError(f"modalities {sorted(bad) or '()'} invalid; use region, image, text")
         if self.workers < 1:
             raise ConfigError("workers must be at least 1")
 
@@ -189,6 +192,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     """Answer (resuming), score and report one run; returns the scores."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = replace(cfg, index=default_index(cfg))  # record which index actually answered
     _check_resume(cfg, out)
     save(cfg, out / "config.yaml")
     records = load_eval_records(cfg)

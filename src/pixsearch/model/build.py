@@ -34,34 +34,42 @@ TOKEN_TABLES: dict[str, TokenTable] = {
 
 
 def make_tokenizer(cfg: ModelConfig, corpus: Iterable[str] | None = None) -> Any:
-    """The backbone's tokenizer (hub) or a byte-level BPE trained on `corpus`, with control
-    tokens added."""
-    table = TOKEN_TABLES[cfg.lm.backbone]
+    """The backbone's own tokenizer (hub; control tokens are added by `build_model`) or a
+    byte-level BPE trained on `corpus` (native; control tokens included)."""
     if cfg.lm.pretrained:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(cfg.lm.pretrained)
-    else:
-        tok = train_tokenizer(corpus, cfg.lm.tokenizer_vocab, table)
-    table.add_to(tok)
-    return tok
+        return AutoTokenizer.from_pretrained(cfg.lm.pretrained)
+    return train_tokenizer(corpus, cfg.lm.tokenizer_vocab, TOKEN_TABLES[cfg.lm.backbone])
 
 
-def resize_embeddings(model: nn.Module, n: int) -> int:
-    """Grow input/output embeddings to `n` rows; new rows = mean of the old ones. Returns the
-    number of rows added."""
-    old = model.get_input_embeddings().weight.shape[0]
-    if n <= old:
-        return 0
-    model.resize_token_embeddings(n, mean_resizing=False)
+def add_control_tokens(tokenizer: Any, table: TokenTable) -> tuple[TokenTable, list[int]]:
+    """Add `table`'s strings once; return the resolved table and the ids that are new."""
+    before = set(tokenizer.get_vocab())
+    table.add_to(tokenizer)
+    resolved = table.resolve(tokenizer)
+    new = sorted(resolved.id(r) for r, s in table.strings().items() if s not in before)
+    return resolved, new
+
+
+def init_new_tokens(model: nn.Module, n_vocab: int, new_ids: list[int]) -> None:
+    """Grow input/output embeddings to `n_vocab` rows if needed, and set the rows of the newly
+    added token ids to the mean embedding of the pre-existing vocabulary (a hub model may
+    already have spare rows for them, e.g. LLaVA's 32064-row table)."""
+    if model.get_input_embeddings().weight.shape[0] < n_vocab:
+        model.resize_token_embeddings(n_vocab, mean_resizing=False)
+    if not new_ids:
+        return
+    n_old = min(new_ids)
+    idx = torch.tensor(new_ids)
     with torch.no_grad():
-        for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())
-                    if e is not None}.values():
-            emb.weight[old:] = emb.weight[:old].mean(dim=0, keepdim=True)
-    return n - old
+        embs = (model.get_input_embeddings(), model.get_output_embeddings())
+        for emb in {id(e): e for e in embs if e is not None}.values():
+            emb.weight[idx] = emb.weight[:n_old].mean(dim=0, keepdim=True).to(emb.weight.dtype)
 
 
-def build_backbone(cfg: ModelConfig, tokenizer: Any, table: TokenTable) -> Backbone:
+def build_backbone(cfg: ModelConfig, tokenizer: Any, table: TokenTable,
+                   new_ids: list[int]) -> Backbone:
     if cfg.lm.backbone == "native":
         special = {k: getattr(tokenizer, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")
                    if getattr(tokenizer, k, None) is not None}
@@ -70,7 +78,7 @@ def build_backbone(cfg: ModelConfig, tokenizer: Any, table: TokenTable) -> Backb
 
     cls = {"llava": LlavaBackbone, "qwen2_5_vl": QwenVLBackbone}[cfg.lm.backbone]
     bb = cls(cfg, tokenizer, table)
-    resize_embeddings(bb.model, len(tokenizer))
+    init_new_tokens(bb.model, len(tokenizer), new_ids if cfg.lm.pretrained else [])
     return bb
 
 
@@ -129,9 +137,8 @@ def build_model(cfg: ModelConfig, tokenizer: Any = None, corpus: Iterable[str] |
     if cfg.mask_decoder.sam_vision and cfg.hires.enabled:
         raise ValueError("hires branch and SAM vision encoder are alternatives; disable one")
     tok = tokenizer if tokenizer is not None else make_tokenizer(cfg, corpus)
-    TOKEN_TABLES[cfg.lm.backbone].add_to(tok)
-    table = TOKEN_TABLES[cfg.lm.backbone].resolve(tok)
-    backbone = build_backbone(cfg, tok, table)
+    table, new_ids = add_control_tokens(tok, TOKEN_TABLES[cfg.lm.backbone])
+    backbone = build_backbone(cfg, tok, table, new_ids)
     d_lm = backbone.model.get_input_embeddings().weight.shape[1]
     md = build_mask_decoder(cfg)
     feats = None

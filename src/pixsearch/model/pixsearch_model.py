@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..render import Renderer, Rendered
+from ..render import Rendered, Renderer
 from ..tokens import TokenTable
 from .backbone import Backbone
 from .config import ModelConfig
@@ -87,7 +86,19 @@ class PixSearchModel(nn.Module):
     def preprocess(self, image: Image.Image) -> dict[str, torch.Tensor]:
         """Every tensor this model needs from one image (no batch dim); frozen-encoder outputs
         (DINOv2 tokens) are included, so a dataset can cache the result."""
-        out = self.backbone.preprocess(image)
+        return {**self.backbone.preprocess(image), **self._mask_inputs(image)}
+
+    def preprocess_many(self, images: list[Image.Image]) -> list[dict[str, torch.Tensor]]:
+        """`preprocess` for many images, running a frozen encoder (DINOv2) in batches; the
+        result is what a dataset caches."""
+        vision = getattr(self.backbone, "vision", None)
+        if not hasattr(vision, "encode"):
+            return [self.preprocess(im) for im in images]
+        tokens = vision.encode(images)
+        return [{"vision": tok, **self._mask_inputs(im)} for im, tok in zip(images, tokens)]
+
+    def _mask_inputs(self, image: Image.Image) -> dict[str, torch.Tensor]:
+        out = {}
         if self.mask_decoder.vision_encoder is not None:
             out["sam"] = to_pixels(image, self.mask_decoder.sam_image_size, IMAGENET_MEAN, IMAGENET_STD)
         if self.mask_features is not None and self.mask_features.hires is not None:

@@ -8,8 +8,8 @@ Serve an index with `uvicorn` (e.g. `uvicorn.run(make_app(KnowledgeIndex.open(d)
 `HTTPSearch(url)` at it and it behaves like the in-process index.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI must see the request model defined
+# inside `make_app` as a real class, not as an unresolvable string annotation.
 import base64
 import io
 from dataclasses import asdict

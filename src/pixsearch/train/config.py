@@ -1,0 +1,135 @@
+"""The training program as data: model, world, stages with their data mixtures, optimiser.
+
+The paper trains in two stages (§4.3, Table 9): Stage 1 keeps segmentation and grounding
+(referring segmentation + visual-instruction data), Stage 2 teaches when and how to search on
+search-interleaved trajectories, mixed with Stage-1 data at a sampling ratio (7:9 best; 1:9
+collapses segmentation). A `TrainConfig` lists those stages; `configs/train/*.yaml` are
+instances, and `pixsearch train --config FILE key=value ...` overrides any field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..config import from_dict, to_dict
+from .losses import LossWeights
+
+Schedule = Literal["cosine", "linear", "constant"]
+Precision = Literal["auto", "bf16", "no"]
+
+
+@dataclass
+class StageConfig:
+    """One stage of supervised fine-tuning.
+
+    Attributes:
+        name: stage name (checkpoint `stage-<name>` is written when it ends).
+        steps: optimiser steps of the stage.
+        lr: peak learning rate.
+        warmup: linear warm-up steps (from 0 to `lr`).
+        trainable: trainable groups of this stage (subset of the model's `trainable`; empty =
+            the model's own list).
+        mixture: sampling weight of each data pool, e.g. {stage1: 7, stage2: 9}; pools are
+            "stage1" (referring segmentation + visual questions without search) and "stage2"
+            (search-interleaved trajectories).
+        batch_size: samples per micro-batch (per process).
+        grad_accum: micro-batches per optimiser step.
+        kl_teacher: keep span embeddings near the previous stage's model (the L_KL term);
+            costs a second forward pass per step.
+    """
+
+    name: str = "stage1"
+    steps: int = 100
+    lr: float = 3e-4
+    warmup: int = 10
+    trainable: list[str] = field(default_factory=list)
+    mixture: dict = field(default_factory=lambda: {"stage1": 1.0})
+    batch_size: int = 4
+    grad_accum: int = 1
+    kl_teacher: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """A complete, resumable training run.
+
+    Attributes:
+        model: model preset name (`pixsearch.model.presets`).
+        model_overrides: nested overrides merged into the preset.
+        init_from: checkpoint folder to start from instead of a freshly built model ("" = build).
+        world: folder of the benchmark world (`pixsearch world build`); "" = $PIXSEARCH_HOME/world.
+        train_split, val_split: record files of the world used for training / validation.
+        max_train_records, max_val_records: cap on records read (0 = all), for quick runs.
+        stages: the stages, run in order.
+        betas: AdamW betas (LISA / PLUM: 0.9, 0.95).
+        weight_decay: AdamW weight decay.
+        schedule: learning-rate decay after warm-up.
+        min_lr_ratio: final lr as a share of the peak (cosine / linear).
+        clip_norm: gradient-norm clipping (0 = off).
+        loss: weights of the loss terms (paper defaults).
+        eval_every: validate every N optimiser steps (0 = only at the end of each stage).
+        eval_batches: validation micro-batches per evaluation (0 = the whole val set).
+        save_every: write `checkpoint-last` every N steps (it is also written after evaluations).
+        best_metric: validation metric that picks `checkpoint-best` ("mask_iou" higher is
+            better, anything else ending in "loss" lower is better).
+        seed: seed of initialisation, sampling and dropout.
+        out: output folder (log.jsonl, checkpoint-last/, checkpoint-best/, stage-*/, final).
+        final_dir: where the final model checkpoint is copied ("" = `out`/final).
+        feature_cache: folder of cached frozen image features ("" = `world`/cache).
+        precision: "auto" (bf16 on a GPU that supports it, else fp32), "bf16" or "no".
+        num_threads: torch CPU threads (0 = library default).
+        max_seq_len: longer samples are skipped with a warning (0 = no limit).
+        progress: show progress bars.
+    """
+
+    model: str = "tiny"
+    model_overrides: dict = field(default_factory=dict)
+    init_from: str = ""
+    world: str = ""
+    train_split: str = "train"
+    val_split: str = "val"
+    max_train_records: int = 0
+    max_val_records: int = 0
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0
+    schedule: Schedule = "cosine"
+    min_lr_ratio: float = 0.1
+    clip_norm: float = 1.0
+    loss: LossWeights = field(default_factory=LossWeights)
+    eval_every: int = 0
+    eval_batches: int = 0
+    save_every: int = 50
+    best_metric: str = "mask_iou"
+    seed: int = 0
+    out: str = "runs/train"
+    final_dir: str = ""
+    feature_cache: str = ""
+    precision: Precision = "auto"
+    num_threads: int = 0
+    max_seq_len: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError("a training run needs at least one stage")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be distinct, got {names}")
+        for s in self.stages:
+            bad = set(s.mixture) - {"stage1", "stage2"}
+            if bad or not any(float(w) > 0 for w in s.mixture.values()):
+                raise ValueError(f"stage {s.name}: mixture {s.mixture} needs positive weights "
+                                 "over the pools 'stage1' and 'stage2'")
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.stages)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        return from_dict(cls, data)

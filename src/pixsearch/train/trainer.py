@@ -1,0 +1,287 @@
+"""The two-stage SFT trainer: stages × mixtures, AdamW + warm-up/decay, accumulation, clipping,
+bf16 where supported, validation, best/last checkpoints, resumption — on `accelerate`.
+
+One program for one CPU process and for `accelerate launch` over several GPUs: the
+`Accelerator` places the model, wraps it for data parallelism (DeepSpeed / FSDP come from
+accelerate's own config file), autocasts to bf16 when the device supports it and accumulates
+gradients. Each process draws its own batches (seed + process index); the main process writes
+the log, the feature cache and the checkpoints.
+
+Layout of `out/`: `log.jsonl` (one line per step: loss per term, lr, throughput; one per
+evaluation), `checkpoint-last/` (resumable), `checkpoint-best/` (best validation value of the
+current stage), `stage-<name>/` (each stage's final model + metrics), `final/` or `final_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ..config import to_dict
+from ..model.build import set_trainable
+from ..model.checkpoint import load_checkpoint, save_checkpoint
+from ..model.pixsearch_model import PixSearchModel
+from .config import StageConfig, TrainConfig
+from .data import build_pools, load_split, make_batch, tokenizer_corpus
+from .features import FeatureCache
+from .losses import pixsearch_loss
+from .mixture import MixtureSampler
+from .state import (Progress, find_resumable, load_training_state, save_training_state,
+                    set_rng_state, write_dir)
+from .validation import evaluate
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
+    """Multiplier of the peak lr at optimiser step `step`: linear warm-up, then decay."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    decay = 0.5 * (1 + math.cos(math.pi * t)) if schedule == "cosine" else 1 - t
+    return min_ratio + (1 - min_ratio) * decay
+
+
+def world_dir(cfg: TrainConfig) -> Path:
+    from ..decode.predictor import pixsearch_home
+
+    return Path(cfg.world).expanduser() if cfg.world else pixsearch_home() / "world"
+
+
+class Trainer:
+    """Runs a `TrainConfig` to the end, resuming from `out/checkpoint-last` if it exists."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        self.cfg = cfg
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        precision = cfg.precision
+        if precision == "auto":
+            bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            precision = "bf16" if bf16 else "no"
+        self.acc = Accelerator(mixed_precision=precision, gradient_accumulation_steps=1)
+        set_seed(cfg.seed)
+        self.out = Path(cfg.out).expanduser()
+        self.world = world_dir(cfg)
+        self.is_main = self.acc.is_main_process
+
+    # ---- setup ----------------------------------------------------------------------------
+    def _model_and_state(self, train_records) -> tuple[PixSearchModel, dict[str, Any] | None]:
+        from ..model.build import build_model
+        from ..model.presets import get_preset
+
+        resumable = find_resumable(self.out / "checkpoint-last")
+        if resumable is not None:
+            self.log_print(f"resuming from {resumable}")
+            return load_training_state(resumable)
+        if self.cfg.init_from:
+            return load_checkpoint(Path(self.cfg.init_from).expanduser()), None
+        mcfg = get_preset(self.cfg.model, self.cfg.model_overrides)
+        return build_model(mcfg, corpus=tokenizer_corpus(train_records)), None
+
+    def _features(self, model: PixSearchModel, images: list[str]) -> FeatureCache:
+        cache_dir = Path(self.cfg.feature_cache).expanduser() if self.cfg.feature_cache \
+            else self.world / "cache"
+        fc = FeatureCache(model, self.world, cache_dir, self.cfg.progress and self.is_main)
+        if self.is_main:
+            n = fc.precompute(images)
+            if n:
+                self.log_print(f"cached image features of {n} images in {fc.file}")
+        self.acc.wait_for_everyone()
+        if not self.is_main:
+            fc.reload()
+        return fc
+
+    def log_print(self, msg: str) -> None:
+        if self.is_main:
+            tqdm.write(f"[train] {msg}")
+
+    def _log(self, row: dict[str, Any]) -> None:
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with (self.out / "log.jsonl").open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def _trainable(self, model: PixSearchModel, stage: StageConfig) -> list[torch.nn.Parameter]:
+        base = list(model.cfg.trainable)
+        groups = stage.trainable or base
+        unknown = set(groups) - set(base)
+        if unknown:
+            raise ValueError(f"stage {stage.name} trains {sorted(unknown)}, which the model was "
+                             f"not built with (model trainable: {base})")
+        model.cfg.trainable = list(groups)
+        try:
+            set_trainable(model)
+        finally:
+            model.cfg.trainable = base  # the saved config must rebuild the same modules
+        return [p for p in model.parameters() if p.requires_grad]
+
+    # ---- the run --------------------------------------------------------------------------
+    def run(self) -> Path:
+        """Train every stage (resuming where a previous run stopped); returns the final model."""
+        cfg = self.cfg
+        train_recs = load_split(self.world, cfg.train_split, cfg.max_train_records)
+        val_recs = load_split(self.world, cfg.val_split, cfg.max_val_records)
+        model, state = self._model_and_state(train_recs)
+        model.train()
+        pools, val_pools = build_pools(train_recs), build_pools(val_recs)
+        images = [s.image for p in (*pools.values(), *val_pools.values()) for s in p]
+        features = self._features(model, images)
+        progress = Progress(**state["progress"]) if state else Progress()
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+        bar = tqdm(total=cfg.total_steps, initial=progress.global_step, desc="train",
+                   disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
+        while progress.stage < len(cfg.stages):
+            stage = cfg.stages[progress.stage]
+            self._run_stage(model, stage, pools, val_pools, features, progress, state, bar)
+            state = None  # only the first stage after resuming restores optimiser state
+            progress.stage += 1
+            progress.stage_step, progress.best = 0, None
+        bar.close()
+        last = self.out / f"stage-{cfg.stages[-1].name}"
+        final = Path(cfg.final_dir).expanduser() if cfg.final_dir else self.out / "final"
+        if self.is_main:
+            write_dir(final, lambda tmp: (shutil.copytree(last, tmp, dirs_exist_ok=True),
+                                          self._write_provenance(tmp, progress)))
+            self.log_print(f"final model: {final} ({progress.elapsed / 60:.1f} min of training)")
+        self.acc.wait_for_everyone()
+        return final
+
+    def _write_provenance(self, folder: Path, progress: Progress) -> None:
+        (folder / "training.json").write_text(json.dumps({
+            "train_config": to_dict(self.cfg), "world": str(self.world),
+            "train_minutes": round(progress.elapsed / 60, 2), "stages": progress.history,
+        }, indent=1))
+
+    def _run_stage(self, model: PixSearchModel, stage: StageConfig, pools, val_pools,
+                   features: FeatureCache, progress: Progress, state: dict | None,
+                   bar: tqdm) -> None:
+        cfg, acc = self.cfg, self.acc
+        params = self._trainable(model, stage)
+        opt = torch.optim.AdamW(params, lr=stage.lr, betas=tuple(cfg.betas),
+                                weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(
+            s, stage.warmup, stage.steps, cfg.schedule, cfg.min_lr_ratio))
+        seed = cfg.seed + 1000 * (progress.stage + 1) + acc.process_index
+        sampler = MixtureSampler(pools, stage.mixture, seed)
+        if state is not None:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            sampler.load_state_dict(state["sampler"])
+            set_rng_state(state["rng"])
+        teacher = self._teacher(stage, progress)
+        acc.gradient_accumulation_steps = stage.grad_accum
+        acc.step = 0  # accumulation windows start at this stage's first micro-batch
+        wrapped, opt = acc.prepare(model, opt)
+        self.log_print(f"stage {stage.name}: {stage.steps} steps, mixture {stage.mixture}, "
+                       f"{sum(p.numel() for p in params) / 1e6:.2f} M trainable parameters")
+        while progress.stage_step < stage.steps:
+            t0 = time.perf_counter()
+            parts, n_tok = self._step(model, wrapped, opt, params, sampler, stage, features,
+                                      teacher)
+            lr = sched.get_last_lr()[0]  # the lr this step used
+            sched.step()
+            dt = time.perf_counter() - t0
+            progress.stage_step += 1
+            progress.global_step += 1
+            progress.elapsed += dt
+            n = stage.batch_size * stage.grad_accum
+            row = {"step": progress.global_step, "stage": stage.name,
+                   "stage_step": progress.stage_step, "lr": lr,
+                   **{f"loss/{k}": v for k, v in parts.items()},
+                   "samples_per_s": n / dt, "tokens_per_s": n_tok / dt}
+            self._log(row)
+            bar.update(1)
+            bar.set_postfix(stage=stage.name, loss=f"{parts['total']:.3f}")
+            done = progress.stage_step == stage.steps
+            if done or (cfg.eval_every and progress.stage_step % cfg.eval_every == 0):
+                self._evaluate(model, stage, val_pools, features, progress)
+            if done or progress.stage_step % cfg.save_every == 0:
+                self._save_last(model, opt, sched, sampler, progress)
+        self._finish_stage(model, stage, progress)
+
+    def _teacher(self, stage: StageConfig, progress: Progress) -> PixSearchModel | None:
+        """The frozen previous-stage model whose span embeddings L_KL keeps close."""
+        if not (stage.kl_teacher and self.cfg.loss.kl > 0):
+            return None
+        if progress.stage == 0:
+            raise ValueError(f"stage {stage.name}: kl_teacher needs a previous stage")
+        prev = self.out / f"stage-{self.cfg.stages[progress.stage - 1].name}"
+        teacher = load_checkpoint(prev, device=self.acc.device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher
+
+    def _step(self, model, wrapped, opt, params, sampler, stage, features, teacher
+              ) -> tuple[dict[str, float], int]:
+        """One optimiser step over `grad_accum` micro-batches; returns mean loss terms."""
+        acc, sums, n_tok = self.acc, {}, 0
+        for _ in range(stage.grad_accum):
+            batch = make_batch(model, sampler.batch(stage.batch_size), features)
+            n_tok += int(batch["attention_mask"].sum())
+            with acc.accumulate(wrapped):
+                out = wrapped(batch)
+                t_emb = None
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_emb = teacher(batch).span_embeddings
+                total, parts = pixsearch_loss(out, batch, self.cfg.loss, t_emb)
+                if not torch.isfinite(total):
+                    raise FloatingPointError(f"non-finite loss {parts} in stage {stage.name}; "
+                                             "lower the learning rate or check the data")
+                acc.backward(total)
+                if acc.sync_gradients and self.cfg.clip_norm > 0:
+                    acc.clip_grad_norm_(params, self.cfg.clip_norm)
+                opt.step()
+                opt.zero_grad()
+            for k, v in {"total": float(total.detach()), **parts}.items():
+                sums[k] = sums.get(k, 0.0) + v / stage.grad_accum
+        return sums, n_tok
+
+    def _evaluate(self, model, stage, val_pools, features, progress: Progress) -> None:
+        metrics = evaluate(model, val_pools, features, stage.batch_size, self.cfg.loss,
+                           self.cfg.eval_batches)
+        self._log({"step": progress.global_step, "stage": stage.name, "eval": metrics})
+        key = self.cfg.best_metric
+        value = metrics.get(key)
+        self.log_print(f"step {progress.global_step} ({stage.name}) val: " + ", ".join(
+            f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if "/" not in k or "iou" in k))
+        if value is None:
+            return
+        higher = not key.endswith("loss")
+        if progress.best is None or (value > progress.best if higher else value < progress.best):
+            progress.best = value
+            if self.is_main:
+                write_dir(self.out / "checkpoint-best", lambda tmp: (
+                    save_checkpoint(model, tmp), (tmp / "metrics.json").write_text(json.dumps(
+                        {"step": progress.global_step, "stage": stage.name, **metrics}))))
+        progress.history = [h for h in progress.history if h.get("stage") != stage.name]
+        progress.history.append({"stage": stage.name, "step": progress.global_step, **metrics})
+
+    def _save_last(self, model, opt, sched, sampler, progress: Progress) -> None:
+        if self.is_main:
+            save_training_state(self.out / "checkpoint-last", model, progress, opt, sched,
+                                sampler.state_dict())
+        self.acc.wait_for_everyone()
+
+    def _finish_stage(self, model, stage: StageConfig, progress: Progress) -> None:
+        if self.is_main:
+            metrics = progress.history[-1] if progress.history else {}
+            write_dir(self.out / f"stage-{stage.name}", lambda tmp: (
+                save_checkpoint(model, tmp),
+                (tmp / "metrics.json").write_text(json.dumps(
+                    {**metrics, "progress": asdict(progress) | {"history": []}}))))
+        self.acc.wait_for_everyone()
