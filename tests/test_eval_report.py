@@ -178,3 +178,22 @@ def test_sweep_covers_modes_budgets_and_query_type_restrictions(tmp_path):
     assert runs["no_region"].modalities == ("image", "text")
     assert runs["mode_full"].max_searches is None
     assert all(Path(c.out).parent == tmp_path for c in runs.values())
+
+
+def test_llm_judge_runs_with_the_rule_judge_and_agreement_is_reported():
+    from test_eval_llm_judge import _JudgeServer  # a real local chat-completions server
+
+    from pixsearch.eval.runner import make_judges
+
+    with _JudgeServer() as server:
+        cfg = EvalConfig(data="x.jsonl", judge="openai", judge_url=server.base_url,
+                         judge_model="judge")
+        judge, second = make_judges(cfg)
+        preds = _predictions()
+        preds["a"]["answer"] = "The capital is Rubyville."  # not an exact match: judged
+        scores = score_run(_records(), preds, judge, second)
+    assert server.calls == 2  # a and c are judged; b is "I don't know"
+    assert scores["judge_agreement"]["agreement"] == 1.0
+    assert scores["groups"]["all"]["crag"]["accuracy"] == pytest.approx(1 / 3)
+    scores["config"] = to_dict(cfg)
+    assert "Judge agreement" in run_report(scores)

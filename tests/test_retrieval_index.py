@@ -100,7 +100,7 @@ def test_text_image_and_region_search(index_dir):
     assert canada[0].title == "Canada"
 
 
-def test_reopen_gives_identical_results(index_dir, kb_files, tmp_path):
+def test_reopen_gives_identical_results(index_dir):
     first = KnowledgeIndex.open(index_dir)
     again = KnowledgeIndex.open(index_dir)
     for q in _queries():

@@ -62,12 +62,12 @@ def train_config(path: Path, overrides: list[str]) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from pixsearch.train.trainer import Trainer
+    from pixsearch.train.trainer import Trainer, resolve_path
 
     cfg = train_config(args.config, list(args.overrides))
     if args.restart:
         for name in ("checkpoint-last", "checkpoint-last.old"):
-            shutil.rmtree(Path(cfg.out).expanduser() / name, ignore_errors=True)
+            shutil.rmtree(resolve_path(cfg.out) / name, ignore_errors=True)
     t0 = time.perf_counter()
     try:
         final = Trainer(cfg).run()

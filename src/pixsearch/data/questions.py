@@ -86,7 +86,7 @@ def _subject(v: SceneView, t: int) -> tuple[str, list[Part], str]:
             f"This is the {what} of {{name}}.")
 
 
-def _identify(v: SceneView, t: int, rng) -> tuple[list[Part], Country | None]:
+def _identify(v: SceneView, t: int) -> tuple[list[Part], Country | None]:
     """Plan of identifying entity t; None country when it is not in the KB (abstain)."""
     _, parts, says = _subject(v, t)
     c = v.countries[v.codes[t]]
@@ -106,7 +106,7 @@ def q_identification(v: SceneView, t: int, rng) -> QA:
         q = f"Which country's flag is {v.refexps[t]}?"
     else:
         q = "Which country's flag is this?" if v.kind == "flag" else "Which country has this shape?"
-    parts, c = _identify(v, t, rng)
+    parts, c = _identify(v, t)
     return QA(q, c.name if c else IDK, "identification", True, t, parts,
               _names(c) if c else [IDK])
 
@@ -147,7 +147,7 @@ def q_factoid(v: SceneView, t: int, rng) -> QA | None:
     tmpl, get, aliases, say, tol = FACTS[fact]
     subj, _, _ = _subject(v, t)
     q = _cap(tmpl.format(s=subj))
-    parts, c = _identify(v, t, rng)
+    parts, c = _identify(v, t)
     if c is None:
         return QA(q, IDK, "factoid", True, t, parts, [IDK])
     a = get(c)
@@ -164,7 +164,7 @@ def q_multi_hop(v: SceneView, t: int, rng) -> QA | None:
         return None
     subj, _, _ = _subject(v, t)
     q = f"What is the capital of a country that borders {subj}?"
-    parts, c = _identify(v, t, rng)
+    parts, c = _identify(v, t)
     if c is None:
         return QA(q, IDK, "multi_hop", True, t, parts, [IDK])
     n = nbrs[0]
@@ -184,7 +184,7 @@ def q_binary(v: SceneView, t: int, rng) -> QA:
         q = f"Is {v.refexps[t]} the flag of {ask.name}?"
     else:
         q = f"Is this the {'flag' if v.kind == 'flag' else 'outline'} of {ask.name}?"
-    parts, c = _identify(v, t, rng)
+    parts, c = _identify(v, t)
     if c is None:
         return QA(q, IDK, "binary", True, t, parts, [IDK])
     a = "yes" if ask.code == c.code else "no"

@@ -77,11 +77,14 @@ def plot_budget_curve(runs: Sequence[tuple[int | None, dict[str, Any]]],
     x_of[None] = (finite[-1] + 1) if finite else 0
     ordered = sorted(runs, key=lambda r: x_of[r[0]])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    top = 0.0
     for group in ("all", "ego", "non_ego"):
         pts = [(x_of[b], s["groups"][group]["crag"]["accuracy"]) for b, s in ordered
                if group in s["groups"]]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=group)
+            top = max(top, *(p[1] for p in pts))
+    ax.set_ylim(0, min(1.0, max(0.1, 1.15 * top)))  # accuracy is a share: never below 0
     ax.set_xticks([x_of[b] for b, _ in ordered], [budget_label(b) for b, _ in ordered])
     ax.set(xlabel="search budget B", ylabel="CRAG-MM accuracy", title="Accuracy vs budget")
     ax.legend(fontsize=8)

@@ -37,6 +37,8 @@ class StageConfig:
         grad_accum: micro-batches per optimiser step.
         kl_teacher: keep span embeddings near the previous stage's model (the L_KL term);
             costs a second forward pass per step.
+        max_minutes: wall-clock budget of the stage; it ends early (logged) when spent, so a
+            run on a slow or shared machine still finishes in time (0 = no budget).
     """
 
     name: str = "stage1"
@@ -48,6 +50,7 @@ class StageConfig:
     batch_size: int = 4
     grad_accum: int = 1
     kl_teacher: bool = False
+    max_minutes: float = 0.0
 
 
 @dataclass

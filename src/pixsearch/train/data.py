@@ -104,6 +104,19 @@ def build_pools(records: list[Record]) -> dict[str, list[TrainSample]]:
     return {"stage1": stage1, "stage2": stage2}
 
 
+def drop_long(model: PixSearchModel, pools: dict[str, list[TrainSample]], max_len: int
+              ) -> tuple[dict[str, list[TrainSample]], int]:
+    """Pools without the samples whose rendered sequence is longer than `max_len` tokens;
+    returns (pools, number dropped)."""
+    out, dropped = {}, 0
+    for name, samples in pools.items():
+        keep = [s for s in samples if len(model.renderer.trajectory(
+            s.question, s.display, bool(s.image), s.spans)) <= max_len]
+        dropped += len(samples) - len(keep)
+        out[name] = keep
+    return out, dropped
+
+
 def load_split(world: Path, split: str, limit: int = 0) -> list[Record]:
     """Records of `world/<split>.jsonl` (the first `limit`, if > 0)."""
     path = Path(world) / f"{split}.jsonl"

@@ -34,6 +34,8 @@ class Progress:
         global_step: optimiser steps done in the whole run.
         best: best validation value of the current stage (None before the first evaluation).
         elapsed: training seconds so far (over all resumptions).
+        stage_seconds: wall-clock seconds spent in the current stage (its time budget).
+        history: validation metrics at the end of each stage.
     """
 
     stage: int = 0
@@ -41,6 +43,7 @@ class Progress:
     global_step: int = 0
     best: float | None = None
     elapsed: float = 0.0
+    stage_seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
 
 

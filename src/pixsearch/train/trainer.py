@@ -30,12 +30,18 @@ from ..model.build import set_trainable
 from ..model.checkpoint import load_checkpoint, save_checkpoint
 from ..model.pixsearch_model import PixSearchModel
 from .config import StageConfig, TrainConfig
-from .data import build_pools, load_split, make_batch, tokenizer_corpus
+from .data import build_pools, drop_long, load_split, make_batch, tokenizer_corpus
 from .features import FeatureCache
 from .losses import pixsearch_loss
 from .mixture import MixtureSampler
-from .state import (Progress, find_resumable, load_training_state, save_training_state,
-                    set_rng_state, write_dir)
+from .state import (
+    Progress,
+    find_resumable,
+    load_training_state,
+    save_training_state,
+    set_rng_state,
+    write_dir,
+)
 from .validation import evaluate
 
 
@@ -50,10 +56,20 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: floa
     return min_ratio + (1 - min_ratio) * decay
 
 
-def world_dir(cfg: TrainConfig) -> Path:
+def resolve_path(path: str) -> Path:
+    """A config path with `~`, environment variables and `$PIXSEARCH_HOME` (default
+    ~/.cache/pixsearch even when unset) expanded."""
+    import os
+
     from ..decode.predictor import pixsearch_home
 
-    return Path(cfg.world).expanduser() if cfg.world else pixsearch_home() / "world"
+    path = path.replace("${PIXSEARCH_HOME}", "$PIXSEARCH_HOME")
+    path = path.replace("$PIXSEARCH_HOME", str(pixsearch_home()))
+    return Path(os.path.expandvars(path)).expanduser()
+
+
+def world_dir(cfg: TrainConfig) -> Path:
+    return resolve_path(cfg.world or "$PIXSEARCH_HOME/world")
 
 
 class Trainer:
@@ -72,7 +88,7 @@ class Trainer:
             precision = "bf16" if bf16 else "no"
         self.acc = Accelerator(mixed_precision=precision, gradient_accumulation_steps=1)
         set_seed(cfg.seed)
-        self.out = Path(cfg.out).expanduser()
+        self.out = resolve_path(cfg.out)
         self.world = world_dir(cfg)
         self.is_main = self.acc.is_main_process
 
@@ -86,12 +102,12 @@ class Trainer:
             self.log_print(f"resuming from {resumable}")
             return load_training_state(resumable)
         if self.cfg.init_from:
-            return load_checkpoint(Path(self.cfg.init_from).expanduser()), None
+            return load_checkpoint(resolve_path(self.cfg.init_from)), None
         mcfg = get_preset(self.cfg.model, self.cfg.model_overrides)
         return build_model(mcfg, corpus=tokenizer_corpus(train_records)), None
 
     def _features(self, model: PixSearchModel, images: list[str]) -> FeatureCache:
-        cache_dir = Path(self.cfg.feature_cache).expanduser() if self.cfg.feature_cache \
+        cache_dir = resolve_path(self.cfg.feature_cache) if self.cfg.feature_cache \
             else self.world / "cache"
         fc = FeatureCache(model, self.world, cache_dir, self.cfg.progress and self.is_main)
         if self.is_main:
@@ -136,6 +152,11 @@ class Trainer:
         model, state = self._model_and_state(train_recs)
         model.train()
         pools, val_pools = build_pools(train_recs), build_pools(val_recs)
+        if cfg.max_seq_len:
+            pools, dropped = drop_long(model, pools, cfg.max_seq_len)
+            val_pools, dropped_val = drop_long(model, val_pools, cfg.max_seq_len)
+            self.log_print(f"skipped {dropped} train / {dropped_val} val samples longer than "
+                           f"{cfg.max_seq_len} tokens")
         images = [s.image for p in (*pools.values(), *val_pools.values()) for s in p]
         features = self._features(model, images)
         progress = Progress(**state["progress"]) if state else Progress()
@@ -149,10 +170,10 @@ class Trainer:
             self._run_stage(model, stage, pools, val_pools, features, progress, state, bar)
             state = None  # only the first stage after resuming restores optimiser state
             progress.stage += 1
-            progress.stage_step, progress.best = 0, None
+            progress.stage_step, progress.best, progress.stage_seconds = 0, None, 0.0
         bar.close()
         last = self.out / f"stage-{cfg.stages[-1].name}"
-        final = Path(cfg.final_dir).expanduser() if cfg.final_dir else self.out / "final"
+        final = resolve_path(cfg.final_dir) if cfg.final_dir else self.out / "final"
         if self.is_main:
             write_dir(final, lambda tmp: (shutil.copytree(last, tmp, dirs_exist_ok=True),
                                           self._write_provenance(tmp, progress)))
@@ -188,7 +209,8 @@ class Trainer:
         wrapped, opt = acc.prepare(model, opt)
         self.log_print(f"stage {stage.name}: {stage.steps} steps, mixture {stage.mixture}, "
                        f"{sum(p.numel() for p in params) / 1e6:.2f} M trainable parameters")
-        while progress.stage_step < stage.steps:
+        started = time.perf_counter() - progress.stage_seconds
+        while progress.stage_step < stage.steps and not self._out_of_time(stage, started):
             t0 = time.perf_counter()
             parts, n_tok = self._step(model, wrapped, opt, params, sampler, stage, features,
                                       teacher)
@@ -198,6 +220,7 @@ class Trainer:
             progress.stage_step += 1
             progress.global_step += 1
             progress.elapsed += dt
+            progress.stage_seconds = time.perf_counter() - started
             n = stage.batch_size * stage.grad_accum
             row = {"step": progress.global_step, "stage": stage.name,
                    "stage_step": progress.stage_step, "lr": lr,
@@ -206,12 +229,21 @@ class Trainer:
             self._log(row)
             bar.update(1)
             bar.set_postfix(stage=stage.name, loss=f"{parts['total']:.3f}")
-            done = progress.stage_step == stage.steps
+            done = progress.stage_step == stage.steps or self._out_of_time(stage, started)
             if done or (cfg.eval_every and progress.stage_step % cfg.eval_every == 0):
                 self._evaluate(model, stage, val_pools, features, progress)
             if done or progress.stage_step % cfg.save_every == 0:
                 self._save_last(model, opt, sched, sampler, progress)
+        if progress.stage_step < stage.steps:
+            self.log_print(f"stage {stage.name} used its {stage.max_minutes} min budget after "
+                           f"{progress.stage_step}/{stage.steps} steps")
+            self._log({"step": progress.global_step, "stage": stage.name,
+                       "budget_spent_at": progress.stage_step})
         self._finish_stage(model, stage, progress)
+
+    @staticmethod
+    def _out_of_time(stage: StageConfig, started: float) -> bool:
+        return bool(stage.max_minutes) and time.perf_counter() - started > 60 * stage.max_minutes
 
     def _teacher(self, stage: StageConfig, progress: Progress) -> PixSearchModel | None:
         """The frozen previous-stage model whose span embeddings L_KL keeps close."""
