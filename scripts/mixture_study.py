@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from pixsearch.cli.train import train_config
-from pixsearch.train.trainer import Trainer, resolve_path
+from pixsearch.train.config import resolve_path
+from pixsearch.train.trainer import Trainer
 
 CONFIGS = {"1:9": "configs/train/mixture_1to9.yaml", "7:9": "configs/train/mixture_7to9.yaml"}
 KEYS = ("mask_iou", "stage1/mask_iou", "stage2/mask_iou", "stage1/token_acc", "stage2/token_acc",

@@ -62,7 +62,8 @@ def train_config(path: Path, overrides: list[str]) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from pixsearch.train.trainer import Trainer, resolve_path
+    from pixsearch.train.config import resolve_path
+    from pixsearch.train.trainer import Trainer
 
     cfg = train_config(args.config, list(args.overrides))
     if args.restart:

@@ -9,7 +9,9 @@ instances, and `pixsearch train --config FILE key=value ...` overrides any field
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from ..config import from_dict, to_dict
@@ -136,3 +138,17 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         return from_dict(cls, data)
+
+
+def resolve_path(path: str) -> Path:
+    """A config path with `~`, environment variables and `$PIXSEARCH_HOME` (default
+    ~/.cache/pixsearch even when unset) expanded."""
+    from ..decode.predictor import pixsearch_home
+
+    path = path.replace("${PIXSEARCH_HOME}", "$PIXSEARCH_HOME")
+    path = path.replace("$PIXSEARCH_HOME", str(pixsearch_home()))
+    return Path(os.path.expandvars(path)).expanduser()
+
+
+def world_dir(cfg: TrainConfig) -> Path:
+    return resolve_path(cfg.world or "$PIXSEARCH_HOME/world")

@@ -29,7 +29,7 @@ from ..config import to_dict
 from ..model.build import set_trainable
 from ..model.checkpoint import load_checkpoint, save_checkpoint
 from ..model.pixsearch_model import PixSearchModel
-from .config import StageConfig, TrainConfig
+from .config import StageConfig, TrainConfig, resolve_path, world_dir
 from .data import build_pools, drop_long, load_split, make_batch, tokenizer_corpus
 from .features import FeatureCache
 from .losses import pixsearch_loss
@@ -54,22 +54,6 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: floa
     t = min(1.0, (step - warmup) / max(1, total - warmup))
     decay = 0.5 * (1 + math.cos(math.pi * t)) if schedule == "cosine" else 1 - t
     return min_ratio + (1 - min_ratio) * decay
-
-
-def resolve_path(path: str) -> Path:
-    """A config path with `~`, environment variables and `$PIXSEARCH_HOME` (default
-    ~/.cache/pixsearch even when unset) expanded."""
-    import os
-
-    from ..decode.predictor import pixsearch_home
-
-    path = path.replace("${PIXSEARCH_HOME}", "$PIXSEARCH_HOME")
-    path = path.replace("$PIXSEARCH_HOME", str(pixsearch_home()))
-    return Path(os.path.expandvars(path)).expanduser()
-
-
-def world_dir(cfg: TrainConfig) -> Path:
-    return resolve_path(cfg.world or "$PIXSEARCH_HOME/world")
 
 
 class Trainer:
