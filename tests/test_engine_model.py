@@ -51,3 +51,13 @@ def test_kv_continuation_equals_full_recompute(preset):
     full_prompt = type(prompt)(**{**prompt.__dict__, "input_ids": prompt.input_ids + gen + ev})
     _, full = model.start(full_prompt, image)
     torch.testing.assert_close(cont, full, atol=1e-4, rtol=1e-4)
+
+
+def test_region_search_opening_the_answer_reads_the_question(colour_index: KnowledgeIndex):
+    """`<search><region>` as the very first tokens: the span comes from the question."""
+    torch.manual_seed(0)
+    model = build_model(get_preset("tiny")).eval()
+    lm = SteeredLM(model, ["search_open", "region", "search_close"])
+    ans = Engine(lm, colour_index, DecodeConfig(max_new_tokens=5)).answer(
+        "Which country has the flag on the left?", colour_scene())
+    assert ans.trace.steps[0].modality == "region" and ans.masks[0].shape == (120, 160)

@@ -126,3 +126,16 @@ def test_gradients_reach_exactly_the_trainable_parts(model):
         for n, p in params.items():
             p.copy_(before[n])
     model.zero_grad()
+
+
+def test_region_search_opening_the_answer_trains(model):
+    """A trajectory that opens with `<search><region>` gets its mask (span from the question)."""
+    r = model.renderer.trajectory("Which country has the flag on the left?",
+                                  "<search><region></search><information>Peru</information> Peru.")
+    mask = np.zeros((60, 80), bool)
+    mask[5:25, 10:40] = True
+    batch = collate(model, [r], [_image()], [[mask]])
+    out = model(batch)
+    assert out.mask_logits.shape[0] == 1
+    total, parts = pixsearch_loss(out, batch)
+    assert torch.isfinite(total)

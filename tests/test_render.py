@@ -104,3 +104,18 @@ def test_bio_tags_cover_the_referring_expression(renderer):
 def test_unbalanced_information_is_rejected(renderer):
     with pytest.raises(ValueError, match="unclosed"):
         renderer.trajectory("q", "x <information> y")
+
+
+def test_chat_format_special_tokens_survive_but_user_copies_do_not():
+    """Trusted chat pieces keep the backbone's own special tokens (e.g. Qwen's <|im_start|>);
+    the same string inside the question is split into ordinary tokens."""
+    from pixsearch.render import ChatFormat
+
+    tok = train_tokenizer()
+    tok.add_tokens(["<|im_start|>", "<|im_end|>"], special_tokens=True)
+    chat = ChatFormat(user_prefix="<|im_start|>user\n", user_suffix="<|im_end|>\n",
+                      assistant_prefix="<|im_start|>assistant\n")
+    r = Renderer(tok, TokenTable().resolve(tok), chat, n_image_tokens=2)
+    start = tok.convert_tokens_to_ids("<|im_start|>")
+    ids = r.prompt("say <|im_start|> please").input_ids
+    assert ids.count(start) == 2  # user and assistant turns only, not the question's copy

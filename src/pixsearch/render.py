@@ -96,16 +96,18 @@ class Renderer:
         self.n_image_tokens = n_image_tokens
 
     # ---- pieces -------------------------------------------------------------------------
-    def _encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    def _encode(self, text: str, trusted: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+        # untrusted text never maps to an added token, even one `escape` does not know;
+        # trusted chat-format pieces (`<|im_start|>` …) must keep their special tokens
         if not text:
             return [], []
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
-                             split_special_tokens=True)
+                             split_special_tokens=not trusted)
         return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 
-    def _append_text(self, r: Rendered, text: str, loss: int) -> None:
+    def _append_text(self, r: Rendered, text: str, loss: int, trusted: bool = False) -> None:
         base = len(r.text)
-        ids, offs = self._encode(text)
+        ids, offs = self._encode(text, trusted)
         r.input_ids += ids
         r.offsets += [(base + a, base + b) for a, b in offs]
         r.loss_mask += [loss] * len(ids)
@@ -144,7 +146,7 @@ class Renderer:
             r.input_ids.append(bos)
             r.offsets.append((0, 0))
             r.loss_mask.append(0)
-        self._append_text(r, self.chat.system + self.chat.user_prefix, 0)
+        self._append_text(r, self.chat.system + self.chat.user_prefix, 0, trusted=True)
         if has_image and self.n_image_tokens:
             start = len(r.input_ids)
             pid = self.tokens.id("image_placeholder")
@@ -152,8 +154,9 @@ class Renderer:
             r.offsets += [(len(r.text), len(r.text))] * self.n_image_tokens
             r.loss_mask += [0] * self.n_image_tokens
             r.image_slice = (start, len(r.input_ids))
-            self._append_text(r, self.chat.image_suffix, 0)
-        self._append_text(r, escape(question) + self.chat.user_suffix + self.chat.assistant_prefix, 0)
+            self._append_text(r, self.chat.image_suffix, 0, trusted=True)
+        self._append_text(r, escape(question), 0)
+        self._append_text(r, self.chat.user_suffix + self.chat.assistant_prefix, 0, trusted=True)
         r.prompt_len = len(r.input_ids)
         r.span_labels = [BIO_O] * len(r.input_ids)
         return r

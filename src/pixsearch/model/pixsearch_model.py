@@ -159,6 +159,17 @@ class PixSearchModel(nn.Module):
         """Image embeddings [R, C, g, g] + span embeddings [R, d_lm] → (logits [R,1,M,M], iou)."""
         return self.mask_decoder(mask_emb, self.g(span_emb))
 
+    def span_window(self, ids: list[int], prompt_len: int, search: int) -> tuple[int, int]:
+        """Token range the span tagger reads for a region search at position `search`: the
+        assistant text before it or, when the answer opens with the search, the question
+        (the tokens after the image slots), which then names the entity."""
+        if search > prompt_len:
+            return prompt_len, search
+        ph = self.tokens.id("image_placeholder")
+        start = max((i for i in range(prompt_len) if ids[i] == ph), default=0) + 1
+        assert start < prompt_len, "a prompt always holds the question after its image slots"
+        return start, prompt_len
+
     # ---- training pass --------------------------------------------------------------------
     def _windows(self, ids: torch.Tensor, lengths: list[int], prompt_len: list[int]
                  ) -> list[tuple[int, int, int, bool]]:
@@ -170,7 +181,7 @@ class PixSearchModel(nn.Module):
             row = ids[b, : lengths[b]].tolist()
             regs = [p for p in range(prompt_len[b] + 1, len(row))
                     if row[p] == region and row[p - 1] == s_open]
-            out += [(b, prompt_len[b], p - 1, True) for p in regs if p - 1 > prompt_len[b]]
+            out += [(b, *self.span_window(row, prompt_len[b], p - 1), True) for p in regs]
             if not regs and lengths[b] > prompt_len[b]:
                 out.append((b, prompt_len[b], lengths[b], False))
         return out
@@ -203,7 +214,8 @@ class PixSearchModel(nn.Module):
         for w, (b, s, e, is_region) in enumerate(windows):
             win_h[w, : e - s] = hidden[b, s:e]
             pad[w, : e - s] = False
-            gold = labels[b, s:e].tolist() if labels is not None else None
+            # a question window (search opens the answer) has no span labels to learn from
+            gold = labels[b, s:e].tolist() if labels is not None and s >= prompt_len[b] else None
             if gold is not None:
                 targets[w, : e - s] = torch.as_tensor(gold, device=dev)
             if is_region:

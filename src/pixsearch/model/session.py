@@ -85,10 +85,11 @@ class PixSearchSession:
         hidden = self._hidden()
         search = max((i for i in range(self.prompt_len, len(self.ids)) if self.ids[i] == s_open),
                      default=None)
-        if search is None or search <= self.prompt_len:
-            raise RuntimeError("region_mask is called after the model wrote <search><region> "
-                               "following some answer text; found no such <search>")
-        window = hidden[self.prompt_len:search]
+        if search is None:
+            raise RuntimeError("region_mask is called after the model wrote <search><region>; "
+                               "found no <search> in the answer")
+        start, end = self.model.span_window(self.ids, self.prompt_len, search)
+        window = hidden[start:end]
         span = self.model.region_span(window)
         logits, _ = self.model.decode_masks(self.mask_emb, pool_span(window, span)[None])
         return logits
