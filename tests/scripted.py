@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from pixsearch.model.tokenizer import train_tokenizer
-from pixsearch.render import Renderer, Rendered
+from pixsearch.render import Rendered, Renderer
 from pixsearch.tokens import TokenTable
 
 

@@ -3,10 +3,8 @@ evidence prefill and the model's own region mask, for `tiny` and `mini`."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from scripted import SteeredLM, colour_scene
 
 from pixsearch.decode.config import DecodeConfig
@@ -14,6 +12,7 @@ from pixsearch.decode.engine import Engine
 from pixsearch.model.build import build_model
 from pixsearch.model.presets import get_preset
 from pixsearch.retrieval.index import KnowledgeIndex
+
 
 @pytest.mark.parametrize("preset", ["tiny", "mini"])
 def test_region_search_end_to_end(preset, colour_index: KnowledgeIndex):

@@ -26,8 +26,16 @@ from ..retrieval.api import SearchAPI
 from ..retrieval.evidence import format_evidence
 from ..types import Answer, Query, SearchStep, Trace
 from .config import DecodeConfig
-from .events import (DoneEvent, Event, EvidenceEvent, HitsEvent, MaskEvent, SearchSkipped,
-                     SearchStarted, TokenEvent)
+from .events import (
+    DoneEvent,
+    Event,
+    EvidenceEvent,
+    HitsEvent,
+    MaskEvent,
+    SearchSkipped,
+    SearchStarted,
+    TokenEvent,
+)
 from .sampling import Sampler
 from .state import Payload, SearchStateMachine
 from .text import DisplayText

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..render import Renderer, Rendered
+from ..render import Rendered, Renderer
 from ..tokens import TokenTable
 
 
