@@ -132,6 +132,8 @@ def test_lr_schedule_warmup_then_cosine():
     assert all(x >= y for x, y in zip(f[10:], f[11:]))
     assert f[-1] == pytest.approx(0.1, abs=0.01)
     assert lr_factor(50, 0, 100, "linear", 0.0) == pytest.approx(0.5)
+    # a stage whose time budget is nearly spent decays as if it were at its last step
+    assert lr_factor(20, 10, 100, "cosine", 0.1, time_frac=0.999) == pytest.approx(0.1, abs=0.01)
 
 
 def _train(world, out, *extra):

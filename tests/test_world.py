@@ -179,3 +179,16 @@ def test_final_sentence_holds_the_answer(world):
         tail = r.trajectory.rsplit("</information>", 1)[-1]
         assert r.answer in tail, (r.trajectory, r.answer)
         assert r.needs_search == bool(r.search_types)
+
+
+def test_index_reused_only_for_the_same_kb(world):
+    from pixsearch.data.world import build_index
+
+    out, cfg = world["out"], world["cfg"]
+    before = (out / "index" / "index.yaml").stat().st_mtime_ns
+    index = build_index(out, world["docs"], world["images"], cfg.replace(reuse_index=True))
+    assert (out / "index" / "index.yaml").stat().st_mtime_ns == before
+    assert index.search("capital of Peru", 1) is not None
+    (out / "kb" / "index.sha256").write_text("stale")
+    build_index(out, world["docs"], world["images"], cfg.replace(reuse_index=True))
+    assert (out / "index" / "index.yaml").stat().st_mtime_ns != before

@@ -1,8 +1,8 @@
 """`pixsearch train --config configs/train/<name>.yaml [key=value ...]`: two-stage SFT.
 
 Runs every stage of the config (resuming from `out/checkpoint-last` after a kill) and writes
-the final model to `out/final` or `final_dir`. Multi-GPU: `accelerate launch -m pixsearch.cli
-train --config ...` (DeepSpeed / FSDP through `accelerate config`).
+the final model to `out/final` or `final_dir`. Multi-GPU: `accelerate launch -m pixsearch.cli.train
+--config ...` (DeepSpeed / FSDP through `accelerate config`).
 """
 
 from __future__ import annotations
@@ -78,3 +78,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained in {(time.perf_counter() - t0) / 60:.1f} min; model at {final} "
           f"(use it with `pixsearch ask --model {final} ...`)")
     return 0
+
+
+if __name__ == "__main__":  # `accelerate launch -m pixsearch.cli.train --config ...`
+    from pixsearch.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -75,6 +75,8 @@ class WorldConfig:
         evidence_words: word budget of one `<information>` block.
         kb_image_size: width of knowledge-base flag / outline PNGs.
         index_config: overrides passed to the retrieval `IndexConfig` (field -> value).
+        reuse_index: keep an existing `DIR/index` when it was built from the very same KB
+            files and index config (skips embedder training when only scenes change).
     """
 
     seed: int = 0
@@ -88,6 +90,7 @@ class WorldConfig:
     evidence_words: int = 70
     kb_image_size: int = 160
     index_config: dict = field(default_factory=dict)
+    reuse_index: bool = False
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     @classmethod

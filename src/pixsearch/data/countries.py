@@ -77,6 +77,12 @@ def _aliases(info: dict, pyc) -> list[str]:
     return [n for n in dict.fromkeys(names) if n and n != name]
 
 
+def _text(value: str | list[str]) -> str:
+    """A few entries hold a one-element list where a string is expected (the Holy See's
+    capital); use the first element."""
+    return value[0] if isinstance(value, list) else value
+
+
 def _eligible(info: dict, flags: set[str]) -> bool:
     iso = (info.get("ISO") or {}).get("alpha2")
     return bool(iso in flags and info.get("capital") and info.get("population")
@@ -105,7 +111,7 @@ def load_countries() -> tuple[Country, ...]:
         out.append(Country(
             code=code, code3=info["ISO"]["alpha3"], name=info["name"],
             aliases=_aliases(info, pycountry.countries.get(alpha_2=code)),
-            capital=info["capital"], population=int(info["population"]),
+            capital=_text(info["capital"]), population=int(info["population"]),
             area=float(info["area"]), region=info.get("region") or "",
             subregion=info.get("intermediateregion") or info.get("subregion") or "",
             languages=_names(pycountry, info.get("languages") or [], pycountry.languages)
@@ -115,7 +121,8 @@ def load_countries() -> tuple[Country, ...]:
             borders=[by_code3[b]["name"] for b in borders3],
             border_codes=[by_code3[b]["ISO"]["alpha2"] for b in borders3],
             timezones=list(info.get("timezones") or []),
-            demonym=info.get("demonym") or "", native_name=(info.get("nativeName") or "").strip(),
+            demonym=_text(info.get("demonym") or ""),
+            native_name=_text(info.get("nativeName") or "").strip(),
             tld=list(info.get("tld") or []),
             geojson=info.get("geoJSON") or None,
         ))

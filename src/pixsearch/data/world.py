@@ -15,6 +15,7 @@ reserved for test_unseen scenes, so that split is answerable only through retrie
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,24 @@ def build_index(out: Path, docs: list[Document], images: list[KBImage], cfg: Wor
                 ) -> KnowledgeIndex:
     """Build `out/index` from the KB with the retrieval package (same as `pixsearch index build`)."""
     config = from_dict(IndexConfig, dict(cfg.index_config))
-    return KnowledgeIndex.build(docs, images, image_root=out / "kb" / "images",
-                                out_dir=out / "index", config=config, overwrite=True)
+    stamp = out / "kb" / "index.sha256"
+    digest = _kb_digest(out / "kb", config)
+    if (cfg.reuse_index and stamp.is_file() and stamp.read_text() == digest
+            and (out / "index" / "index.yaml").is_file()):
+        return KnowledgeIndex.open(out / "index")
+    index = KnowledgeIndex.build(docs, images, image_root=out / "kb" / "images",
+                                 out_dir=out / "index", config=config, overwrite=True)
+    stamp.write_text(digest)
+    return index
+
+
+def _kb_digest(kb_dir: Path, config: IndexConfig) -> str:
+    """Hash of every KB file and the index config: equal digests, interchangeable indexes."""
+    h = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode())
+    for path in sorted(p for p in kb_dir.rglob("*") if p.is_file() and p.name != "index.sha256"):
+        h.update(str(path.relative_to(kb_dir)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def build_world(out: Path, cfg: WorldConfig, progress: bool = True) -> dict[str, list[Record]]:

@@ -1,8 +1,8 @@
-"""Resumable training state: `checkpoint-last` = model checkpoint + optimiser/scheduler/RNG state.
+"""Resumable training state: `checkpoint-last` = model checkpoint + optimiser/sampler/RNG state.
 
 The model part is an ordinary PixSearch checkpoint (`model/checkpoint.py`), so
 `pixsearch ask --model OUT/checkpoint-last` works on a run in progress. `trainer_state.pt` adds
-where the run is (stage, step), the optimiser and scheduler of the current stage, the mixture
+where the run is (stage, step), the optimiser of the current stage (the lr follows from the progress), the mixture
 sampler and every RNG, so a killed run continues with the same batches. Folders are written
 next to their target and swapped in, so a kill during a save leaves the previous one usable.
 """
@@ -79,13 +79,13 @@ def write_dir(target: Path, fill) -> Path:
 
 
 def save_training_state(path: Path, model: PixSearchModel, progress: Progress,
-                        optimizer: torch.optim.Optimizer, scheduler: Any,
+                        optimizer: torch.optim.Optimizer,
                         sampler_state: dict[str, Any]) -> Path:
     """Write `path` (= OUT/checkpoint-last): model checkpoint + trainer state."""
     def fill(tmp: Path) -> None:
         save_checkpoint(model, tmp)
         torch.save({"progress": asdict(progress), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "sampler": sampler_state,
+                    "sampler": sampler_state,
                     "rng": rng_state()}, tmp / STATE_FILE)
     return write_dir(path, fill)
 

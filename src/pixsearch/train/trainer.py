@@ -45,13 +45,16 @@ from .state import (
 from .validation import evaluate
 
 
-def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
-    """Multiplier of the peak lr at optimiser step `step`: linear warm-up, then decay."""
+def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float,
+              time_frac: float = 0.0) -> float:
+    """Multiplier of the peak lr at optimiser step `step`: linear warm-up, then decay over
+    whichever runs out first, the steps or the stage's time budget (`time_frac` of it spent),
+    so a run cut short by its budget still ends at a low lr."""
     if warmup and step < warmup:
         return (step + 1) / warmup
     if schedule == "constant" or total <= warmup:
         return 1.0
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    t = min(1.0, max((step - warmup) / max(1, total - warmup), time_frac))
     decay = 0.5 * (1 + math.cos(math.pi * t)) if schedule == "cosine" else 1 - t
     return min_ratio + (1 - min_ratio) * decay
 
@@ -61,7 +64,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         from accelerate import Accelerator
-        from accelerate.utils import set_seed
+        from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
         self.cfg = cfg
         if cfg.num_threads:
@@ -70,7 +73,10 @@ class Trainer:
         if precision == "auto":
             bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
             precision = "bf16" if bf16 else "no"
-        self.acc = Accelerator(mixed_precision=precision, gradient_accumulation_steps=1)
+        # a batch without region searches leaves the mask decoder unused: DDP must allow it
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+        self.acc = Accelerator(mixed_precision=precision, gradient_accumulation_steps=1,
+                               kwargs_handlers=[ddp])
         set_seed(cfg.seed)
         self.out = resolve_path(cfg.out)
         self.world = world_dir(cfg)
@@ -178,13 +184,10 @@ class Trainer:
         params = self._trainable(model, stage)
         opt = torch.optim.AdamW(params, lr=stage.lr, betas=tuple(cfg.betas),
                                 weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(
-            s, stage.warmup, stage.steps, cfg.schedule, cfg.min_lr_ratio))
         seed = cfg.seed + 1000 * (progress.stage + 1) + acc.process_index
         sampler = MixtureSampler(pools, stage.mixture, seed)
         if state is not None:
             opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
             sampler.load_state_dict(state["sampler"])
             set_rng_state(state["rng"])
         teacher = self._teacher(stage, progress)
@@ -196,10 +199,14 @@ class Trainer:
         started = time.perf_counter() - progress.stage_seconds
         while progress.stage_step < stage.steps and not self._out_of_time(stage, started):
             t0 = time.perf_counter()
+            budget = 60 * stage.max_minutes
+            lr = stage.lr * lr_factor(progress.stage_step, stage.warmup, stage.steps,
+                                      cfg.schedule, cfg.min_lr_ratio,
+                                      progress.stage_seconds / budget if budget else 0.0)
+            for group in opt.param_groups:
+                group["lr"] = lr
             parts, n_tok = self._step(model, wrapped, opt, params, sampler, stage, features,
                                       teacher)
-            lr = sched.get_last_lr()[0]  # the lr this step used
-            sched.step()
             dt = time.perf_counter() - t0
             progress.stage_step += 1
             progress.global_step += 1
@@ -217,7 +224,7 @@ class Trainer:
             if done or (cfg.eval_every and progress.stage_step % cfg.eval_every == 0):
                 self._evaluate(model, stage, val_pools, features, progress)
             if done or progress.stage_step % cfg.save_every == 0:
-                self._save_last(model, opt, sched, sampler, progress)
+                self._save_last(model, opt, sampler, progress)
         if progress.stage_step < stage.steps:
             self.log_print(f"stage {stage.name} used its {stage.max_minutes} min budget after "
                            f"{progress.stage_step}/{stage.steps} steps")
@@ -287,9 +294,9 @@ class Trainer:
         progress.history = [h for h in progress.history if h.get("stage") != stage.name]
         progress.history.append({"stage": stage.name, "step": progress.global_step, **metrics})
 
-    def _save_last(self, model, opt, sched, sampler, progress: Progress) -> None:
+    def _save_last(self, model, opt, sampler, progress: Progress) -> None:
         if self.is_main:
-            save_training_state(self.out / "checkpoint-last", model, progress, opt, sched,
+            save_training_state(self.out / "checkpoint-last", model, progress, opt,
                                 sampler.state_dict())
         self.acc.wait_for_everyone()
 
