@@ -119,6 +119,13 @@ class Trainer:
             with (self.out / "log.jsonl").open("a") as f:
                 f.write(json.dumps(row) + "\n")
 
+    def _truncate_log(self, step: int) -> None:
+        """Drop log rows past the checkpoint a run resumes from (they are trained again)."""
+        log = self.out / "log.jsonl"
+        if log.exists():
+            rows = [r for r in log.read_text().splitlines() if json.loads(r)["step"] <= step]
+            log.write_text("".join(r + "\n" for r in rows))
+
     def _trainable(self, model: PixSearchModel, stage: StageConfig) -> list[torch.nn.Parameter]:
         base = list(model.cfg.trainable)
         groups = stage.trainable or base
@@ -150,6 +157,8 @@ class Trainer:
         images = [s.image for p in (*pools.values(), *val_pools.values()) for s in p]
         features = self._features(model, images)
         progress = Progress(**state["progress"]) if state else Progress()
+        if state and self.is_main:
+            self._truncate_log(progress.global_step)
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
