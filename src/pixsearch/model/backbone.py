@@ -10,6 +10,7 @@ Qwen2.5-VL) are in `hub.py`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ from .projector import Projector
 from .vision import build_vision, lm_tokens, split_grid
 
 
-class Backbone(nn.Module):
+class Backbone(nn.Module, ABC):
     """What `PixSearchModel` needs from a vision-language backbone.
 
     Attributes:
@@ -41,13 +42,13 @@ class Backbone(nn.Module):
     n_image_tokens: int
     grid_dim: int = 0
 
+    @abstractmethod
     def preprocess(self, image: Image.Image) -> dict[str, torch.Tensor]:
         """Tensors of one image (no batch dimension) under backbone-specific keys."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode(self, vis: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Batched image tensors → (LM image tokens [B, N, d_lm], coarse grid [B, D, h, h])."""
-        raise NotImplementedError
 
     def position_ids(self, input_ids: torch.Tensor, vis: dict[str, torch.Tensor] | None,
                      past: int, state: dict[str, Any]) -> torch.Tensor:
@@ -60,13 +61,13 @@ class Backbone(nn.Module):
     def input_embeddings(self) -> nn.Embedding:
         return self.model.get_input_embeddings()
 
+    @abstractmethod
     def language_model(self) -> nn.Module:
         """The module LoRA adapters go into (never the vision tower)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def groups(self) -> dict[str, list[nn.Module]]:
         """Trainable-group name → modules ('vision', 'projector', 'lm', 'embeddings')."""
-        raise NotImplementedError
 
     def run(self, embeds: torch.Tensor, attention_mask: torch.Tensor | None,
             position_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
