@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="build what is missing, then answer sample questions")
     p.add_argument("--world", type=Path, default=None,
                    help="benchmark world dir (default: $PIXSEARCH_HOME/world; built if missing)")
-    p.add_argument("--scale", default="full", choices=("small", "full"),
+    p.add_argument("--scale", default="small", choices=("small", "full"),
                    help="scale of the world to build when it is missing")
     p.add_argument("--model", default="mini", help="preset name or checkpoint dir")
     p.add_argument("-n", type=int, default=4, help="questions to answer (half ego, half not)")
