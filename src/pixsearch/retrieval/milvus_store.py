@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-INSTALL_HINT = "pip install 'pixsearch[distributed]'"
+INSTALL_HINT = "pip install 'pixsearch[milvus]'"
 
 
 def _client(uri: str):
