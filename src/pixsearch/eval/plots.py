@@ -54,6 +54,10 @@ def plot_search_patterns(scores: dict[str, Any], path: str | Path) -> Path:
     ax_t.set(ylabel="share of searches", title="Query types", ylim=(0, 1))
     for ax in (ax_n, ax_t):
         ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
@@ -88,8 +92,4 @@ def plot_budget_curve(runs: Sequence[tuple[int | None, dict[str, Any]]],
     ax.set_xticks([x_of[b] for b, _ in ordered], [budget_label(b) for b, _ in ordered])
     ax.set(xlabel="search budget B", ylabel="CRAG-MM accuracy", title="Accuracy vs budget")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
