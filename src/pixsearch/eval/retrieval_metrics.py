@@ -37,36 +37,30 @@ def hit_rank(hits: Sequence[Any], gold: str | Iterable[str]) -> int | None:
     return None
 
 
+def _ranks(ranked: Sequence[Sequence[Any]], golds: Sequence[str | Iterable[str]]
+           ) -> list[int | None]:
+    """1-based rank of the first gold hit of each query (None when not retrieved)."""
+    if len(ranked) != len(golds):
+        raise ValueError(f"{len(ranked)} hit lists for {len(golds)} gold entities")
+    return [hit_rank(hits, gold) for hits, gold in zip(ranked, golds)]
+
+
 def recall_at_k(
     ranked: Sequence[Sequence[Any]], golds: Sequence[str | Iterable[str]], k: int
 ) -> float:
     """Share of queries with a gold entity among their first `k` hits."""
     if k < 1:
         raise ValueError("k must be at least 1")
-    if len(ranked) != len(golds):
-        raise ValueError(f"{len(ranked)} hit lists for {len(golds)} gold entities")
-    if not ranked:
-        return 0.0
-    found = 0
-    for hits, gold in zip(ranked, golds):
-        rank = hit_rank(hits, gold)
-        found += rank is not None and rank <= k
-    return found / len(ranked)
+    ranks = _ranks(ranked, golds)
+    return sum(r is not None and r <= k for r in ranks) / len(ranks) if ranks else 0.0
 
 
 def mean_reciprocal_rank(
     ranked: Sequence[Sequence[Any]], golds: Sequence[str | Iterable[str]]
 ) -> float:
     """Mean of 1/rank of the first gold hit (0 when it is not retrieved)."""
-    if len(ranked) != len(golds):
-        raise ValueError(f"{len(ranked)} hit lists for {len(golds)} gold entities")
-    if not ranked:
-        return 0.0
-    total = 0.0
-    for hits, gold in zip(ranked, golds):
-        rank = hit_rank(hits, gold)
-        total += 0.0 if rank is None else 1.0 / rank
-    return total / len(ranked)
+    ranks = _ranks(ranked, golds)
+    return sum(0.0 if r is None else 1.0 / r for r in ranks) / len(ranks) if ranks else 0.0
 
 
 @dataclass
