@@ -130,7 +130,36 @@ def main() -> None:
             speedup = b / c
             print(f"searches={n} reencode={b:.3f}s continue={c:.3f}s speedup={speedup:.2f}x "
                   f"evidence_prefill={ev:.3f}s floor={fl:.3f}s continue/floor={c / fl:.2f}")
+        cost_model(model, image, args.repeats)
     print(f"kv_speedup_at_3_searches={speedup:.2f}")
+
+
+def cost_model(model, image, repeats: int, n: int = 3) -> None:
+    """Per-token prefill cost P and decode cost D measured here, and what they allow.
+
+    Baseline ≈ P·ΣL_i + G·D (every re-encode prefills the whole sequence so far), continuation
+    ≈ P·(L_0 + n·E) + G·D (G generated tokens in both). The speed-up is therefore capped by the
+    hardware's D/P: decoding one token reads every weight for one row of work (memory-bound),
+    prefill amortises that read over many rows (compute-bound).
+    """
+    prompt = prompt_for(model)
+    L0, G, E = len(prompt), GEN_BETWEEN * (n + 1), EVIDENCE_TOKENS
+    pre, dec = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        session, logits = model.start(prompt, image)
+        pre.append(time.perf_counter() - t0)
+        banned = sorted(model.tokens.control_ids() | {model.renderer.tokenizer.eos_token_id})
+        t0 = time.perf_counter()
+        greedy(session, logits, G, banned)
+        dec.append(time.perf_counter() - t0)
+    P, D = min(pre) / L0, min(dec) / G
+    reencoded = sum(L0 + i * (GEN_BETWEEN + E) for i in range(n + 1))
+    predicted = (P * reencoded + G * D) / (P * (L0 + n * E) + G * D)
+    needed = (reencoded - 2 * (L0 + n * E)) / G  # D/P at which the prediction reaches 2×
+    print(f"cost_model prefill={P * 1e3:.3f}ms/token decode={D * 1e3:.2f}ms/token "
+          f"decode/prefill={D / P:.1f} predicted_speedup_at_{n}={predicted:.2f}x "
+          f"(2x needs decode/prefill <= {needed:.1f})")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,20 @@ def test_process_pool_workers_answer_every_record(eval_set, tmp_path):
 
 
 @pytest.mark.slow
+def test_ray_actors_answer_every_record(eval_set, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        scores = run_eval(_cfg(eval_set, tmp_path, mode="whole_image", workers=2, ray=True))
+    finally:
+        ray.shutdown()
+    assert scores["n_records"] == 6
+    lines = [json.loads(x) for x in (tmp_path / "predictions.jsonl").open()]
+    assert sorted(x["id"] for x in lines) == [f"r{i}" for i in range(6)]
+    assert all(x["trace"]["steps"][0]["modality"] == "image" for x in lines)
+
+
+@pytest.mark.slow
 def test_tiny_model_on_the_small_world_writes_every_report_file(tmp_path):
     world = tmp_path / "world"
     assert main(["world", "build", "--out", str(world), "--scale", "small",

@@ -1,5 +1,6 @@
-"""Training: collation masks evidence, the mixture sampler, the schedule, and a one-step run of
-`pixsearch train` on `tiny` (finite loss, checkpoint written, resume continues the step count)."""
+"""Training: collation masks evidence, the reading pool, the mixture sampler, the schedule,
+gradient clipping, and a one-step-per-stage run of `pixsearch train` on `tiny` (finite loss,
+checkpoint written, resume continues the step count)."""
 
 import json
 import math
@@ -18,7 +19,8 @@ from pixsearch.model.presets import get_preset
 from pixsearch.train.data import build_pools, make_batch
 from pixsearch.train.features import FeatureCache
 from pixsearch.train.mixture import MixtureSampler
-from pixsearch.train.trainer import lr_factor
+from pixsearch.train.reading import reading_samples
+from pixsearch.train.trainer import clip_gradients, lr_factor
 
 INFO = "<information>Peru: capital Lima. Flag: red, white, red.</information>"
 TRAJ = f"The flag on the left <search><region></search>{INFO} is the flag of Peru."
@@ -57,6 +59,18 @@ def world(tmp_path_factory):
             recs += [_record(2 * s, split, image, masks, True),
                      _record(2 * s + 1, split, image, masks, False)]
         write_records(root / f"{split}.jsonl", recs)
+    (root / "kb").mkdir()
+    docs = [dict(id="PE:card", title="Peru", text="Country in South America. Capital: Lima.",
+                 entity="PE", kind="card"),
+            dict(id="PE:capital", title="Peru — capital", text="The capital of Peru is Lima.",
+                 entity="PE", kind="passage"),
+            dict(id="PE:area", title="Peru — area", text="Peru has an area of 1,285,216 "
+                 "square kilometres.", entity="PE", kind="passage"),
+            dict(id="PE:currency", title="Peru — currency", text="The currency of Peru is the "
+                 "Sol.", entity="PE", kind="passage"),
+            dict(id="JP:capital", title="Japan — capital", text="The capital of Japan is Tokyo.",
+                 entity="JP", kind="passage")]
+    (root / "kb" / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     return root
 
 
@@ -93,6 +107,34 @@ def test_collation_masks_exactly_the_information_tokens(world, tiny):
     assert tiny.tokenizer.decode([ids[i] for i in tagged]).strip() == "The flag on the left"
     # the second sample (no search) is padded with loss 0 and has no region target
     assert sum(batch["loss_mask"][1].tolist()) > 0
+
+
+def test_reading_pool_copies_answers_out_of_masked_evidence(world, tiny):
+    from pixsearch.data.records import read_records
+
+    samples = reading_samples(world, read_records(world / "train.jsonl"), passes=2)
+    # one per fact passage of each training entity (cards and Japan, not in train, left out)
+    assert len(samples) == 2 * 3 and {s.pool for s in samples} == {"text"}
+    s = next(s for s in samples if s.record_id.startswith("kb:PE:capital"))
+    assert s.question == "What does the knowledge base say about the capital of Peru?"
+    assert s.display.startswith("<search>capital of Peru</search><information>[")
+    assert s.display.endswith("</information> The capital of Peru is Lima.")
+    assert s.display.count("\n[") == 2 and "Japan" not in s.display  # 3 hits, all of Peru
+    assert not s.image and not s.masks
+    r = tiny.renderer.trajectory(s.question, s.display, False, s.spans)
+    a, b = r.input_ids.index(tiny.tokens.id("info_open")), r.input_ids.index(
+        tiny.tokens.id("info_close"))
+    assert set(r.loss_mask[a:b + 1]) == {0} and sum(r.loss_mask[b + 1:]) == len(r) - b - 1
+    assert "capital of Peru is Lima" in tiny.tokenizer.decode(r.input_ids[a:b])
+
+
+def test_clip_gradients_per_group_or_global():
+    big, small = torch.nn.Parameter(torch.zeros(4)), torch.nn.Parameter(torch.zeros(4))
+    for scope, expect in (("group", (1.0, 0.5)), ("global", (10 / 10.0125, 0.5 / 10.0125))):
+        big.grad, small.grad = torch.full((4,), 5.0), torch.full((4,), 0.25)  # norms 10, 0.5
+        clip_gradients([[big], [small]], 1.0, scope)
+        norms = (float(big.grad.norm()), float(small.grad.norm()))
+        assert norms == pytest.approx(expect, rel=1e-3), scope
 
 
 def test_stage1_pool_has_referring_segmentation(world):
@@ -150,18 +192,20 @@ def test_one_step_run_then_resume(world, tmp_path):
     out = tmp_path / "run"
     assert _train(world, out) == 0
     steps, evals = _steps(out)
-    assert [r["step"] for r in steps] == [1, 2]
+    assert [r["step"] for r in steps] == [1, 2, 3]
     assert all(math.isfinite(r["loss/total"]) and math.isfinite(r["loss/lm"]) for r in steps)
-    assert "loss/seg" in steps[0] and "loss/kl" in steps[1]  # stage 2 keeps L_KL to stage 1
-    assert [e["stage"] for e in evals] == ["stage1", "stage2"]
-    for name in ("checkpoint-last", "checkpoint-best", "stage-stage1", "stage-stage2", "final"):
+    assert "loss/seg" not in steps[0]  # stage 0 reads text: no region search, no mask
+    assert "loss/seg" in steps[1] and "loss/kl" in steps[2]  # stage 2 keeps L_KL to stage 1
+    assert [e["stage"] for e in evals] == ["stage0", "stage1", "stage2"]
+    for name in ("checkpoint-last", "checkpoint-best", "stage-stage0", "stage-stage1",
+                 "stage-stage2", "final"):
         assert (out / name / "model.safetensors").exists(), name
     model = load_checkpoint(out / "final")
     assert model.cfg.name == "tiny"
     # resume: a longer stage 2 continues from checkpoint-last at step 3, not from scratch
-    assert _train(world, out, "stages.1.steps=3") == 0
+    assert _train(world, out, "stages.2.steps=3") == 0
     steps, _ = _steps(out)
-    assert [r["step"] for r in steps] == [1, 2, 3, 4]
-    assert [r["stage_step"] for r in steps[2:]] == [2, 3]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5]
+    assert [r["stage_step"] for r in steps[3:]] == [2, 3]
     state = torch.load(out / "checkpoint-last" / "trainer_state.pt", weights_only=False)
-    assert state["progress"]["global_step"] == 4
+    assert state["progress"]["global_step"] == 5

@@ -19,6 +19,8 @@ from .losses import LossWeights
 
 Schedule = Literal["cosine", "linear", "constant"]
 Precision = Literal["auto", "bf16", "no"]
+ClipScope = Literal["group", "global"]
+POOLS = ("text", "stage1", "stage2")  # the data pools a stage's mixture draws from
 
 
 @dataclass
@@ -33,8 +35,9 @@ class StageConfig:
         trainable: trainable groups of this stage (subset of the model's `trainable`; empty =
             the model's own list).
         mixture: sampling weight of each data pool, e.g. {stage1: 7, stage2: 9}; pools are
-            "stage1" (referring segmentation + visual questions without search) and "stage2"
-            (search-interleaved trajectories).
+            "text" (knowledge-base reading, text only: `train/reading.py`; a stage drawing
+            from it draws from nothing else), "stage1" (referring segmentation + visual
+            questions without search) and "stage2" (search-interleaved trajectories).
         batch_size: samples per micro-batch (per process).
         grad_accum: micro-batches per optimiser step.
         kl_teacher: keep span embeddings near the previous stage's model (the L_KL term);
@@ -72,6 +75,11 @@ class TrainConfig:
         schedule: learning-rate decay after warm-up.
         min_lr_ratio: final lr as a share of the peak (cosine / linear).
         clip_norm: gradient-norm clipping (0 = off).
+        clip_scope: "group" clips each trainable group (lm, projector, mask_decoder, hires, …)
+            to `clip_norm` on its own; "global" clips the norm of all gradients together. The
+            mask branch's gradients run 5–25× the LM's, so a global clip shrinks every LM
+            update by that factor (measured on `mini`; the LM then never learns to copy from
+            the evidence).
         loss: weights of the loss terms (paper defaults).
         eval_every: validate every N optimiser steps (0 = only at the end of each stage).
         eval_batches: validation micro-batches per evaluation (0 = the whole val set).
@@ -102,6 +110,7 @@ class TrainConfig:
     schedule: Schedule = "cosine"
     min_lr_ratio: float = 0.1
     clip_norm: float = 1.0
+    clip_scope: ClipScope = "group"
     loss: LossWeights = field(default_factory=LossWeights)
     eval_every: int = 0
     eval_batches: int = 0
@@ -123,10 +132,14 @@ class TrainConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be distinct, got {names}")
         for s in self.stages:
-            bad = set(s.mixture) - {"stage1", "stage2"}
-            if bad or not any(float(w) > 0 for w in s.mixture.values()):
+            bad = set(s.mixture) - set(POOLS)
+            used = {k for k, w in s.mixture.items() if float(w) > 0}
+            if bad or not used:
                 raise ValueError(f"stage {s.name}: mixture {s.mixture} needs positive weights "
-                                 "over the pools 'stage1' and 'stage2'")
+                                 f"over the pools {POOLS}")
+            if "text" in used and len(used) > 1:
+                raise ValueError(f"stage {s.name}: the 'text' pool has no images and cannot be "
+                                 "mixed with image pools in one stage; give it its own stage")
 
     @property
     def total_steps(self) -> int:

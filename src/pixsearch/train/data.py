@@ -27,12 +27,12 @@ from ..data.records import Record, read_records
 from ..masks import rle_to_mask
 from ..model.batch import collate
 from ..tokens import DISPLAY
+from .config import POOLS
 
 if TYPE_CHECKING:
     from ..model.pixsearch_model import PixSearchModel
     from .features import FeatureCache
 
-POOLS = ("stage1", "stage2")
 _REGION_CALL = f"{DISPLAY['search_open']}{DISPLAY['region']}{DISPLAY['search_close']}"
 _TAGS = re.compile("|".join(re.escape(t) for t in DISPLAY.values()))
 
@@ -42,8 +42,8 @@ class TrainSample:
     """One supervised sequence: a question about an image and its gold assistant turn.
 
     Attributes:
-        pool: "stage1" or "stage2" (the mixture draws from pools).
-        kind: "refseg", "vqa" or "trajectory".
+        pool: "text", "stage1" or "stage2" (the mixture draws from pools).
+        kind: "reading" (`train/reading.py`), "refseg", "vqa" or "trajectory".
         question: the user's question.
         display: the gold assistant turn in the paper's display format.
         spans: character spans in `display` of the entity of each region search.

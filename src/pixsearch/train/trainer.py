@@ -18,6 +18,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from .data import build_pools, drop_long, load_split, make_batch, tokenizer_corp
 from .features import FeatureCache
 from .losses import pixsearch_loss
 from .mixture import MixtureSampler
+from .reading import reading_samples
 from .state import (
     Progress,
     find_resumable,
@@ -57,6 +59,18 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: floa
     t = min(1.0, max((step - warmup) / max(1, total - warmup), time_frac))
     decay = 0.5 * (1 + math.cos(math.pi * t)) if schedule == "cosine" else 1 - t
     return min_ratio + (1 - min_ratio) * decay
+
+
+def clip_gradients(groups: list[list[torch.nn.Parameter]], max_norm: float, scope: str,
+                   clip: Callable[..., Any] = torch.nn.utils.clip_grad_norm_) -> None:
+    """Clip gradient norms to `max_norm` (0 = off): per parameter group ("group") or over all
+    of them ("global"). Under DeepSpeed / FSDP the engine clips globally whatever is asked."""
+    if max_norm <= 0:
+        return
+    if scope == "global":
+        groups = [[p for g in groups for p in g]]
+    for params in groups:
+        clip(params, max_norm)
 
 
 class Trainer:
@@ -126,7 +140,10 @@ class Trainer:
             rows = [r for r in log.read_text().splitlines() if json.loads(r)["step"] <= step]
             log.write_text("".join(r + "\n" for r in rows))
 
-    def _trainable(self, model: PixSearchModel, stage: StageConfig) -> list[torch.nn.Parameter]:
+    def _trainable(self, model: PixSearchModel, stage: StageConfig
+                   ) -> list[list[torch.nn.Parameter]]:
+        """Unfreeze the stage's trainable groups; returns their parameters, one list per group
+        (each parameter in exactly one)."""
         base = list(model.cfg.trainable)
         groups = stage.trainable or base
         unknown = set(groups) - set(base)
@@ -135,10 +152,17 @@ class Trainer:
                              f"not built with (model trainable: {base})")
         model.cfg.trainable = list(groups)
         try:
-            set_trainable(model)
+            names = set_trainable(model)
         finally:
             model.cfg.trainable = base  # the saved config must rebuild the same modules
-        return [p for p in model.parameters() if p.requires_grad]
+        by_name, seen, out = dict(model.named_parameters()), set(), []
+        for group in names.values():
+            params = [by_name[n] for n in group if n not in seen]
+            seen.update(group)
+            if params:
+                out.append(params)
+        return out
+
 
     # ---- the run --------------------------------------------------------------------------
     def run(self) -> Path:
@@ -149,12 +173,14 @@ class Trainer:
         model, state = self._model_and_state(train_recs)
         model.train()
         pools, val_pools = build_pools(train_recs), build_pools(val_recs)
+        if any(float(st.mixture.get("text", 0)) > 0 for st in cfg.stages):
+            pools["text"] = reading_samples(self.world, train_recs, seed=cfg.seed)
         if cfg.max_seq_len:
             pools, dropped = drop_long(model, pools, cfg.max_seq_len)
             val_pools, dropped_val = drop_long(model, val_pools, cfg.max_seq_len)
             self.log_print(f"skipped {dropped} train / {dropped_val} val samples longer than "
                            f"{cfg.max_seq_len} tokens")
-        images = [s.image for p in (*pools.values(), *val_pools.values()) for s in p]
+        images = [s.image for p in (*pools.values(), *val_pools.values()) for s in p if s.image]
         features = self._features(model, images)
         progress = Progress(**state["progress"]) if state else Progress()
         if state and self.is_main:
@@ -190,7 +216,8 @@ class Trainer:
                    features: FeatureCache, progress: Progress, state: dict | None,
                    bar: tqdm) -> None:
         cfg, acc = self.cfg, self.acc
-        params = self._trainable(model, stage)
+        groups = self._trainable(model, stage)
+        params = [p for g in groups for p in g]
         opt = torch.optim.AdamW(params, lr=stage.lr, betas=tuple(cfg.betas),
                                 weight_decay=cfg.weight_decay)
         seed = cfg.seed + 1000 * (progress.stage + 1) + acc.process_index
@@ -214,7 +241,7 @@ class Trainer:
                                       progress.stage_seconds / budget if budget else 0.0)
             for group in opt.param_groups:
                 group["lr"] = lr
-            parts, n_tok = self._step(model, wrapped, opt, params, sampler, stage, features,
+            parts, n_tok = self._step(model, wrapped, opt, groups, sampler, stage, features,
                                       teacher)
             dt = time.perf_counter() - t0
             progress.stage_step += 1
@@ -257,7 +284,7 @@ class Trainer:
             p.requires_grad_(False)
         return teacher
 
-    def _step(self, model, wrapped, opt, params, sampler, stage, features, teacher
+    def _step(self, model, wrapped, opt, groups, sampler, stage, features, teacher
               ) -> tuple[dict[str, float], int]:
         """One optimiser step over `grad_accum` micro-batches; returns mean loss terms."""
         acc, sums, n_tok = self.acc, {}, 0
@@ -275,8 +302,9 @@ class Trainer:
                     raise FloatingPointError(f"non-finite loss {parts} in stage {stage.name}; "
                                              "lower the learning rate or check the data")
                 acc.backward(total)
-                if acc.sync_gradients and self.cfg.clip_norm > 0:
-                    acc.clip_grad_norm_(params, self.cfg.clip_norm)
+                if acc.sync_gradients:
+                    clip_gradients(groups, self.cfg.clip_norm, self.cfg.clip_scope,
+                                   acc.clip_grad_norm_)
                 opt.step()
                 opt.zero_grad()
             for k, v in {"total": float(total.detach()), **parts}.items():

@@ -1,0 +1,74 @@
+"""Stage-0 reading samples: text-only search trajectories over the knowledge base.
+
+The paper fine-tunes an LLM that already reads and copies from its context. The CPU default
+model's LM is trained from scratch, and on the world's trajectories alone it learns the answer
+templates but not to copy a name out of the evidence (measured: it answers one fixed country
+whatever was retrieved). A name copied out of the context has to be found by content, which
+small LMs learn late from sparse signals (one name per image trajectory). Text-only
+trajectories over the knowledge base carry that signal densely and cheaply (no image, ~100
+tokens): every answer is a sentence copied out of the evidence the engine would inject
+(`retrieval/evidence.py` formatting). Stage 0 trains on them so the copy skill is in place
+before the image trajectories ask for it — the role pretraining plays for the paper's LLM.
+
+Only the entities of the training split are read, so `test_unseen` stays unseen.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from ..data.records import Record
+from ..retrieval.evidence import format_evidence
+from ..tokens import escape
+from ..types import Hit
+from .data import TrainSample
+
+
+def read_documents(world: Path) -> list[dict]:
+    """The world's knowledge-base documents (`kb/docs.jsonl`)."""
+    path = Path(world) / "kb" / "docs.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"no knowledge base at {path}; build the world with "
+                                f"`pixsearch world build --out {world}`")
+    return [json.loads(line) for line in path.open()]
+
+
+def reading_samples(world: Path, records: list[Record], hits: int = 3, passes: int = 2,
+                    seed: int = 0) -> list[TrainSample]:
+    """Text-only search trajectories over the knowledge base, one per fact passage of each
+    training entity: "What does the knowledge base say about the area of X?" →
+    `<search>area of X</search><information>` the passage among `hits` - 1 other passages of
+    the same entity (what the text index returns for such a query), at a random rank so it is
+    found by content `</information>` the passage's sentence, copied. `passes` reshuffles."""
+    codes = {e.get("code") for r in records for e in r.entities if e.get("in_kb", True)}
+    by_entity: dict[str, list[dict]] = defaultdict(list)
+    for d in read_documents(world):
+        if d.get("entity") in codes:
+            by_entity[d["entity"]].append(d)
+    if not by_entity:
+        raise ValueError(f"no knowledge-base document of {world} is about an entity of the "
+                         "training split")
+    rng = random.Random(seed)
+    out: list[TrainSample] = []
+    for p in range(passes):
+        for code in sorted(by_entity):
+            docs = by_entity[code]
+            name = next((d["title"] for d in docs if d.get("kind") == "card"), docs[0]["title"])
+            for d in docs:
+                if d.get("kind") == "card":
+                    continue
+                fact = d["id"].split(":", 1)[1].replace("_", " ")
+                others = rng.sample([o for o in docs if o is not d], min(hits - 1, len(docs) - 1))
+                shown = others[:]
+                shown.insert(rng.randrange(len(shown) + 1), d)
+                ev = format_evidence([Hit(o["id"], o["title"], 1.0, o["text"], code)
+                                      for o in shown], max_tokens=10_000).text
+                display = (f"<search>{escape(f'{fact} of {name}')}</search>"
+                           f"<information>{ev}</information> {escape(d['text'])}")
+                out.append(TrainSample("text", "trajectory",
+                                       f"What does the knowledge base say about the {fact} of "
+                                       f"{name}?", display, record_id=f"kb:{d['id']}:{p}"))
+    return out
