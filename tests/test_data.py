@@ -16,7 +16,14 @@ from pixsearch.data.records import Record, read_records, write_records
 from pixsearch.data.refexp import referring_expressions
 from pixsearch.data.scenes import compose_ego, compose_nonego
 from pixsearch.data.trajectories import plain_trajectory
-from pixsearch.masks import mask_box, mask_iou, mask_to_rle, rle_area, rle_to_mask
+from pixsearch.masks import (
+    largest_component,
+    mask_box,
+    mask_iou,
+    mask_to_rle,
+    rle_area,
+    rle_to_mask,
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +78,17 @@ def test_rle_roundtrip():
     assert isinstance(rle["counts"], str) and rle["size"] == [37, 51]
     assert np.array_equal(rle_to_mask(rle), m) and rle_area(rle) == m.sum()
     assert mask_iou(m, m) == 1.0
+
+
+def test_largest_component_keeps_one_object():
+    m = np.zeros((20, 30), bool)
+    m[2:8, 2:12] = True  # 60 px
+    m[12:15, 20:24] = True  # 12 px
+    m[8, 12] = True  # touches the first blob diagonally: 8-connected, part of it
+    kept = largest_component(m)
+    assert kept.sum() == 61 and not kept[12:15, 20:24].any()
+    assert np.array_equal(largest_component(m[:10]), m[:10])  # one component: unchanged
+    assert not largest_component(np.zeros((4, 4), bool)).any()
 
 
 def test_records_roundtrip(tmp_path):

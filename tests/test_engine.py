@@ -67,6 +67,22 @@ def test_region_search_uses_the_models_mask():
     assert len(ans.masks) == 1
 
 
+@pytest.mark.parametrize("components", ["largest", "all"])
+def test_region_mask_spilling_onto_a_second_object_keeps_the_largest_part(components):
+    mask = np.zeros((32, 48), dtype=bool)
+    mask[4:12, 10:30] = True  # the entity
+    mask[20:23, 40:44] = True  # a spill onto something else
+    cfg = DecodeConfig(max_new_tokens=64, region_components=components)
+    ans, _, search = run(["The flag", "search_open", "region", "search_close", " is Peru."],
+                         mask=mask, cfg=cfg)
+    if components == "largest":
+        assert ans.trace.steps[0].box == (10, 4, 30, 12)
+        assert search.queries[0].mask.sum() == 8 * 20
+    else:
+        assert ans.trace.steps[0].box == (10, 4, 44, 23)
+        assert np.array_equal(search.queries[0].mask, mask)
+
+
 def test_region_payload_is_closed_by_force():
     mask = np.ones((32, 48), dtype=bool)
     # the script never writes </search>: the engine forces it right after <region>, in place

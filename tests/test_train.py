@@ -209,3 +209,6 @@ def test_one_step_run_then_resume(world, tmp_path):
     assert [r["stage_step"] for r in steps[3:]] == [2, 3]
     state = torch.load(out / "checkpoint-last" / "trainer_state.pt", weights_only=False)
     assert state["progress"]["global_step"] == 5
+    # a run folder is resumed only by the same run: another seed (or model, data) is refused
+    with pytest.raises(ValueError, match="other seed"):
+        _train(world, out, "seed=7")

@@ -52,3 +52,19 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected foreground component of a boolean mask (empty stays empty).
+
+    A referring mask that spills onto a second object makes a crop box spanning both, and the
+    region query then matches neither; keeping one component keeps the crop on one object."""
+    from scipy import ndimage
+
+    m = np.asarray(mask, bool)
+    labels, n = ndimage.label(m, structure=np.ones((3, 3), bool))
+    if n <= 1:
+        return m
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(sizes.argmax())

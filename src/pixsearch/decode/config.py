@@ -24,6 +24,9 @@ class DecodeConfig:
         top_p: nucleus sampling threshold (only when sampling).
         sample_top_k: keep only the k most likely tokens before sampling (0 = all).
         seed: seed of the sampling generator (None = nondeterministic).
+        region_components: "largest" keeps the largest connected component of a predicted
+            region mask before cropping (SAM-style post-processing: a mask that spills onto a
+            second object would give a crop spanning both); "all" keeps the mask as predicted.
     """
 
     max_new_tokens: int = 128
@@ -36,11 +39,15 @@ class DecodeConfig:
     top_p: float = 1.0
     sample_top_k: int = 0
     seed: int | None = 0
+    region_components: str = "largest"
 
     def __post_init__(self) -> None:
         bad = set(self.modalities) - set(MODALITIES)
         if bad:
             raise ValueError(f"unknown modalities {sorted(bad)}; choose from {MODALITIES}")
+        if self.region_components not in ("largest", "all"):
+            raise ValueError(f"region_components must be 'largest' or 'all', got "
+                             f"{self.region_components!r}")
         if self.max_searches is not None and self.max_searches < 0:
             raise ValueError("max_searches must be >= 0 or None (unbounded)")
         if self.temperature < 0 or not 0 < self.top_p <= 1:

@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from ..masks import mask_box, mask_to_rle
+from ..masks import largest_component, mask_box, mask_to_rle
 from ..model.interface import DecodeSession, SearchLM
 from ..retrieval.api import SearchAPI
 from ..retrieval.evidence import format_evidence
@@ -126,6 +126,8 @@ class Engine:
             return Query("image", image=run.image)
         t0 = time.perf_counter()
         mask = np.asarray(run.session.region_mask(), dtype=bool)
+        if run.cfg.region_components == "largest":
+            mask = largest_component(mask)
         step.timings["mask"] = time.perf_counter() - t0
         if not mask.any():
             run.record_mask(step, mask)

@@ -30,7 +30,8 @@ from pixsearch.eval.modes import MODES
 from pixsearch.eval.pipeline import ProposalConfig
 
 # fields that do not change what a record's prediction is (a resumed run may change them)
-_RESUME_FREE = ("limit", "workers", "ray", "judge", "judge_url", "judge_model", "progress")
+_RESUME_FREE = ("limit", "workers", "ray", "judge", "judge_url", "judge_model", "judge_max_tokens",
+                "progress")
 
 
 @dataclass
@@ -55,6 +56,8 @@ class EvalConfig:
         judge: "rule" (offline, default), "openai" (an OpenAI-compatible LLM judge; the rule
             judge then runs too and their agreement is reported) or "none" (exact match only).
         judge_url, judge_model: the LLM judge's endpoint and model name.
+        judge_max_tokens: completion budget of each LLM-judge call (explanation + verdict);
+            lower it for small local judges that ramble until the budget runs out.
         pipeline_select: which proposal the `pipeline` mode searches with ("saliency" or
             "retrieval").
         proposals: region-proposal settings of the `pipeline` mode.
@@ -78,6 +81,7 @@ class EvalConfig:
     judge: str = "rule"
     judge_url: str | None = None
     judge_model: str | None = None
+    judge_max_tokens: int = 1024
     pipeline_select: str = "saliency"
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     out: str = "eval_run"
@@ -242,7 +246,7 @@ def make_judges(cfg: EvalConfig):
         return RuleJudge(), None
     from pixsearch.eval.llm_judge import OpenAIJudge
 
-    return OpenAIJudge(cfg.judge_url, cfg.judge_model), RuleJudge()
+    return OpenAIJudge(cfg.judge_url, cfg.judge_model, max_tokens=cfg.judge_max_tokens), RuleJudge()
 
 
 def load_config(run_dir: str | Path) -> EvalConfig:

@@ -14,6 +14,7 @@ current stage), `stage-<name>/` (each stage's final model + metrics), `final/` o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -103,12 +104,39 @@ class Trainer:
 
         resumable = find_resumable(self.out / "checkpoint-last")
         if resumable is not None:
+            self._check_same_run()
             self.log_print(f"resuming from {resumable}")
             return load_training_state(resumable)
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "run_identity.json").write_text(json.dumps(self._identity(), indent=1))
         if self.cfg.init_from:
             return load_checkpoint(resolve_path(self.cfg.init_from)), None
         mcfg = get_preset(self.cfg.model, self.cfg.model_overrides)
         return build_model(mcfg, corpus=tokenizer_corpus(train_records)), None
+
+    def _identity(self) -> dict[str, Any]:
+        """What makes a run this run: its model and data. Budgets (steps, minutes, threads, …)
+        may change between a run and its resumption; these may not."""
+        cfg = to_dict(self.cfg)
+        ident = {k: cfg[k] for k in ("model", "model_overrides", "init_from", "world",
+                                     "train_split", "seed")}
+        ident["stages"] = [s["name"] for s in cfg["stages"]]
+        if self.cfg.init_from:  # the same path may hold another model by now
+            weights = resolve_path(self.cfg.init_from) / "model.safetensors"
+            ident["init_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        return ident
+
+    def _check_same_run(self) -> None:
+        """Refuse to resume a run in `out/` that started from another model or data."""
+        saved = self.out / "run_identity.json"
+        if not saved.exists():
+            return
+        old, new = json.loads(saved.read_text()), self._identity()
+        diff = [k for k in new if old.get(k) != new[k]]
+        if diff:
+            raise ValueError(f"{self.out} holds a run with other {', '.join(diff)}; resuming it "
+                             "would continue that run. Use another `out=` or delete the folder.")
 
     def _features(self, model: PixSearchModel, images: list[str]) -> FeatureCache:
         cache_dir = resolve_path(self.cfg.feature_cache) if self.cfg.feature_cache \
