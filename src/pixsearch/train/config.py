@@ -77,9 +77,8 @@ class TrainConfig:
         clip_norm: gradient-norm clipping (0 = off).
         clip_scope: "group" clips each trainable group (lm, projector, mask_decoder, hires, …)
             to `clip_norm` on its own; "global" clips the norm of all gradients together. The
-            mask branch's gradients run 5–25× the LM's, so a global clip shrinks every LM
-            update by that factor (measured on `mini`; the LM then never learns to copy from
-            the evidence).
+            mask branch's gradients run 5–25× the LM's (measured on `mini`), so a global clip
+            rescales each LM step by whatever the mask loss did on that batch.
         loss: weights of the loss terms (paper defaults).
         eval_every: validate every N optimiser steps (0 = only at the end of each stage).
         eval_batches: validation micro-batches per evaluation (0 = the whole val set).

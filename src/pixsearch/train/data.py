@@ -43,7 +43,8 @@ class TrainSample:
 
     Attributes:
         pool: "text", "stage1" or "stage2" (the mixture draws from pools).
-        kind: "reading" (`train/reading.py`), "refseg", "vqa" or "trajectory".
+        kind: "refseg", "vqa" or "trajectory" (the "text" pool's knowledge-base
+            trajectories, `train/reading.py`, are trajectories too).
         question: the user's question.
         display: the gold assistant turn in the paper's display format.
         spans: character spans in `display` of the entity of each region search.
