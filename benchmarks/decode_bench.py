@@ -57,6 +57,11 @@ def evidence_ids(model, i: int) -> list[int]:
     return ids[:1] + body[: EVIDENCE_TOKENS - 2] + ids[-1:]
 
 
+def banned_ids(model) -> list[int]:
+    """Control tokens and EOS: greedy decoding here never searches or stops early."""
+    return sorted(model.tokens.control_ids() | {model.renderer.tokenizer.eos_token_id})
+
+
 def greedy(session, logits, n: int, banned: list[int]) -> torch.Tensor:
     for _ in range(n):
         logits = logits.clone()
@@ -67,7 +72,7 @@ def greedy(session, logits, n: int, banned: list[int]) -> torch.Tensor:
 
 def run_once(model, image, n_searches: int, mode: str) -> dict[str, float]:
     """Generate 32 tokens, search (inject 128 evidence tokens), … n times, then 32 more."""
-    banned = sorted(model.tokens.control_ids() | {model.renderer.tokenizer.eos_token_id})
+    banned = banned_ids(model)
     prompt = prompt_for(model)
     t0 = time.perf_counter()
     session, logits = model.start(prompt, image)
@@ -89,7 +94,7 @@ def run_once(model, image, n_searches: int, mode: str) -> dict[str, float]:
 
 def floor_time(model, image, n_searches: int) -> float:
     """Pure decoding of the same number of tokens (no searches) + evidence-only prefill."""
-    banned = sorted(model.tokens.control_ids() | {model.renderer.tokenizer.eos_token_id})
+    banned = banned_ids(model)
     t0 = time.perf_counter()
     session, logits = model.start(prompt_for(model), image)
     greedy(session, logits, GEN_BETWEEN * (n_searches + 1), banned)
@@ -144,12 +149,11 @@ def cost_model(model, image, repeats: int, n: int = 3) -> None:
     """
     prompt = prompt_for(model)
     L0, G, E = len(prompt), GEN_BETWEEN * (n + 1), EVIDENCE_TOKENS
-    pre, dec = [], []
+    pre, dec, banned = [], [], banned_ids(model)
     for _ in range(repeats):
         t0 = time.perf_counter()
         session, logits = model.start(prompt, image)
         pre.append(time.perf_counter() - t0)
-        banned = sorted(model.tokens.control_ids() | {model.renderer.tokenizer.eos_token_id})
         t0 = time.perf_counter()
         greedy(session, logits, G, banned)
         dec.append(time.perf_counter() - t0)

@@ -191,7 +191,6 @@ class Trainer:
                 out.append(params)
         return out
 
-
     # ---- the run --------------------------------------------------------------------------
     def run(self) -> Path:
         """Train every stage (resuming where a previous run stopped); returns the final model."""
