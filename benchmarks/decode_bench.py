@@ -8,7 +8,9 @@ tokens per search, 32 generated tokens between searches, greedy decoding on a mo
 the size of the CPU default (`mini`), so compute rather than Python overhead dominates.
 
 Prints, for 1, 2 and 3 searches, baseline / continuation time, and how close continuation
-comes to its floor (pure decoding of the same tokens + prefilling only the evidence tokens).
+comes to its floor (pure decoding of the same tokens + prefilling only the evidence tokens);
+then the cost model (per-token prefill and decode cost, and the speed-up they allow) and the
+decode cost per token through `transformers`' `DynamicCache` vs the sessions' `GrowingCache`.
 Last line: `kv_speedup_at_3_searches=<ratio>`.
 
     python benchmarks/decode_bench.py [--preset mini] [--repeats 2] [--threads 2]
@@ -22,8 +24,10 @@ from dataclasses import replace
 
 import torch
 from PIL import Image
+from transformers import DynamicCache
 
 from pixsearch.model.build import build_model
+from pixsearch.model.kv_cache import GrowingCache
 from pixsearch.model.presets import get_preset
 from pixsearch.render import Rendered
 
@@ -136,6 +140,7 @@ def main() -> None:
             print(f"searches={n} reencode={b:.3f}s continue={c:.3f}s speedup={speedup:.2f}x "
                   f"evidence_prefill={ev:.3f}s floor={fl:.3f}s continue/floor={c / fl:.2f}")
         cost_model(model, image, args.repeats)
+        cache_compare(model, args.repeats)
     print(f"kv_speedup_at_3_searches={speedup:.2f}")
 
 
@@ -164,6 +169,29 @@ def cost_model(model, image, repeats: int, n: int = 3) -> None:
     print(f"cost_model prefill={P * 1e3:.3f}ms/token decode={D * 1e3:.2f}ms/token "
           f"decode/prefill={D / P:.1f} predicted_speedup_at_{n}={predicted:.2f}x "
           f"(2x needs decode/prefill <= {needed:.1f})")
+
+
+def cache_compare(model, repeats: int, n: int = 3) -> None:
+    """Decode cost per token with the context of the last segment at `n` searches, through
+    `transformers`' `DynamicCache` (grows by `torch.cat`: every token copies every layer's
+    cache) and through the sessions' `GrowingCache` (amortised in-place appends)."""
+    lm = model.backbone.model
+    context = len(prompt_for(model)) + n * (GEN_BETWEEN + EVIDENCE_TOKENS)
+    x = torch.randn(1, context, lm.config.hidden_size)
+    step = torch.tensor([[5]])
+    times: dict[str, list[float]] = {"dynamic": [], "growing": []}
+    for _ in range(max(repeats, 5)):  # interleaved, as above
+        for name, make in (("dynamic", DynamicCache), ("growing", GrowingCache)):
+            cache = make()
+            lm(inputs_embeds=x, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            t0 = time.perf_counter()
+            for _ in range(GEN_BETWEEN):
+                lm(input_ids=step, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            times[name].append((time.perf_counter() - t0) / GEN_BETWEEN)
+    cost = {name: min(t) for name, t in times.items()}
+    print(f"cache context={context} dynamic_cache={cost['dynamic'] * 1e3:.2f}ms/token "
+          f"growing_cache={cost['growing'] * 1e3:.2f}ms/token "
+          f"dynamic/growing={cost['dynamic'] / cost['growing']:.2f}")
 
 
 if __name__ == "__main__":

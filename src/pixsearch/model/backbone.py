@@ -70,11 +70,18 @@ class Backbone(nn.Module, ABC):
         """Trainable-group name → modules ('vision', 'projector', 'lm', 'embeddings')."""
 
     def run(self, embeds: torch.Tensor, attention_mask: torch.Tensor | None,
-            position_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """LM over input embeddings → (logits [B, T, V], final hidden states [B, T, d_lm])."""
+            position_ids: torch.Tensor, cache: Any, logits_to_keep: int = 0
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """LM over input embeddings → (logits [B, T', V], final hidden states [B, T, d_lm]).
+
+        `logits_to_keep` = k > 0 projects only the last k positions onto the vocabulary
+        (T' = k): decoding needs one row, and a 600-token prompt's full logits over a 150k
+        vocabulary (Qwen2.5) would be 360 MB of float32 nobody reads. 0 keeps all (training).
+        """
         out = self.model(inputs_embeds=embeds, attention_mask=attention_mask,
                          position_ids=position_ids, past_key_values=cache,
-                         use_cache=cache is not None, output_hidden_states=True)
+                         use_cache=cache is not None, output_hidden_states=True,
+                         logits_to_keep=logits_to_keep)
         return out.logits, out.hidden_states[-1]
 
 

@@ -1,7 +1,7 @@
 """The decoding session: one answer in progress behind a KV cache (`model/interface.py`).
 
-`open` prefills the rendered prompt (image tokens spliced into their slots) into a
-`transformers` `DynamicCache`; `extend` runs only the new ids through the cache and returns the
+`open` prefills the rendered prompt (image tokens spliced into their slots) into a KV cache
+(`kv_cache.py`); `extend` runs only the new ids through the cache and returns the
 next-token logits. The session keeps the final-layer hidden states of every position, so that
 when the model writes `<search><region>` the span tagger can read the assistant tokens so far
 and `region_mask` can decode the entity's mask over the image embeddings computed at prefill.
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from transformers import DynamicCache
 
 from ..render import Rendered
+from .kv_cache import new_decode_cache
 from .span_tagger import pool_span
 
 if TYPE_CHECKING:
@@ -51,9 +51,9 @@ class PixSearchSession:
         elif prompt.image_slice is not None:
             raise ValueError("the prompt has image slots but no image was given")
         state: dict[str, Any] = {}
-        cache = DynamicCache()
+        cache = new_decode_cache(model.backbone.model.config)
         pos = model.backbone.position_ids(ids, vis, 0, state)
-        logits, hidden = model.backbone.run(model.embed(ids, img_tokens), None, pos, cache)
+        logits, hidden = model.backbone.run(model.embed(ids, img_tokens), None, pos, cache, 1)
         session = cls(model, list(prompt.input_ids), prompt.prompt_len, cache, state, hidden[0],
                       mask_emb, image.size if image is not None else None)
         return session, logits[0, -1]
@@ -66,7 +66,7 @@ class PixSearchSession:
         m = self.model
         t = torch.tensor([ids], dtype=torch.long, device=m._device())
         pos = m.backbone.position_ids(t, None, len(self.ids), self.state)
-        logits, hidden = m.backbone.run(m.embed(t, None), None, pos, self.cache)
+        logits, hidden = m.backbone.run(m.embed(t, None), None, pos, self.cache, 1)
         self.ids += list(ids)
         self.hidden.append(hidden[0])
         return logits[0, -1]
