@@ -3,9 +3,9 @@
 `transformers`' `DynamicCache` grows each layer by `torch.cat`, so every decoded token copies
 the whole cache of every layer: decoding slows down as the context grows, by more than the
 attention itself needs. With an image (577 tokens) and three searches' evidence in context
-(~1.1k tokens), `torch.profiler` charged the copy with 38% of a `mini` decode step's CPU time;
-in wall clock, interleaved runs on the 2-core box gave 4.27 → 4.03 ms/token (2 threads) and
-5.48 → 4.84 ms/token (1 thread), best of 10 (as the `cache` line of `benchmarks/decode_bench.py` measures it).
+(1085 tokens), the `cache` line of `benchmarks/decode_bench.py` measured 4.75 → 4.14 ms per
+decoded token for the `mini` shape and 40.7 → 34.9 ms for a 114M-parameter LM (2 threads,
+best of interleaved runs on the 2-core box).
 `GrowingLayer` keeps each layer's keys and values in a buffer with spare capacity (doubling when
 full, like a Python list) and hands attention views of the filled part. `StaticCache` would
 also avoid the copy, but it must know the final length up front and attends over all of it;
