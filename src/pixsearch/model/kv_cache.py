@@ -38,7 +38,8 @@ class GrowingLayer(DynamicLayer):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        n, end = self.get_seq_length(), self.get_seq_length() + key_states.shape[-2]
+        n = self.get_seq_length()
+        end = n + key_states.shape[-2]
         if not self._owns_views(key_states) or end > self._k.shape[-2]:
             self._regrow(key_states, value_states, n, end)
         self._k[..., n:end, :].copy_(key_states)
