@@ -105,9 +105,18 @@ def write_kb(countries: list[Country], kb_dir: Path, image_size: int = 160
     return docs, images
 
 
+def read_documents(kb_dir: Path) -> list[Document]:
+    """The documents `write_kb` wrote (`kb_dir/docs.jsonl`)."""
+    path = Path(kb_dir) / "docs.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"no knowledge base at {path}; build the world with "
+                                "`pixsearch world build`")
+    return [Document(**json.loads(line)) for line in path.open()]
+
+
 def read_kb(kb_dir: Path) -> tuple[list[Document], list[KBImage]]:
     """Read back what `write_kb` wrote."""
-    docs = [Document(**json.loads(line)) for line in (kb_dir / "docs.jsonl").open()]
+    docs = read_documents(kb_dir)
     imgs = [KBImage(**json.loads(line)) for line in (kb_dir / "images" / "images.jsonl").open()]
     return docs, imgs
 

@@ -15,25 +15,16 @@ Only the entities of the training split are read, so `test_unseen` stays unseen.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from pathlib import Path
 
+from ..data.knowledge import read_documents
 from ..data.records import Record
 from ..retrieval.evidence import format_evidence
 from ..tokens import escape
-from ..types import Hit
+from ..types import Document, Hit
 from .data import TrainSample
-
-
-def read_documents(world: Path) -> list[dict]:
-    """The world's knowledge-base documents (`kb/docs.jsonl`)."""
-    path = Path(world) / "kb" / "docs.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"no knowledge base at {path}; build the world with "
-                                f"`pixsearch world build --out {world}`")
-    return [json.loads(line) for line in path.open()]
 
 
 def reading_samples(world: Path, records: list[Record], hits: int = 3, passes: int = 2,
@@ -44,10 +35,10 @@ def reading_samples(world: Path, records: list[Record], hits: int = 3, passes: i
     the same entity (what the text index returns for such a query), at a random rank so it is
     found by content `</information>` the passage's sentence, copied. `passes` reshuffles."""
     codes = {e.get("code") for r in records for e in r.entities if e.get("in_kb", True)}
-    by_entity: dict[str, list[dict]] = defaultdict(list)
-    for d in read_documents(world):
-        if d.get("entity") in codes:
-            by_entity[d["entity"]].append(d)
+    by_entity: dict[str, list[Document]] = defaultdict(list)
+    for d in read_documents(Path(world) / "kb"):
+        if d.entity in codes:
+            by_entity[d.entity].append(d)
     if not by_entity:
         raise ValueError(f"no knowledge-base document of {world} is about an entity of the "
                          "training split")
@@ -56,19 +47,19 @@ def reading_samples(world: Path, records: list[Record], hits: int = 3, passes: i
     for p in range(passes):
         for code in sorted(by_entity):
             docs = by_entity[code]
-            name = next((d["title"] for d in docs if d.get("kind") == "card"), docs[0]["title"])
+            name = next((d.title for d in docs if d.kind == "card"), docs[0].title)
             for d in docs:
-                if d.get("kind") == "card":
+                if d.kind == "card":
                     continue
-                fact = d["id"].split(":", 1)[1].replace("_", " ")
+                fact = d.id.split(":", 1)[1].replace("_", " ")
                 others = rng.sample([o for o in docs if o is not d], min(hits - 1, len(docs) - 1))
                 shown = others[:]
                 shown.insert(rng.randrange(len(shown) + 1), d)
-                ev = format_evidence([Hit(o["id"], o["title"], 1.0, o["text"], code)
-                                      for o in shown], max_tokens=10_000).text
+                ev = format_evidence([Hit(o.id, o.title, 1.0, o.text, code) for o in shown],
+                                     max_tokens=10_000).text
                 display = (f"<search>{escape(f'{fact} of {name}')}</search>"
-                           f"<information>{ev}</information> {escape(d['text'])}")
+                           f"<information>{ev}</information> {escape(d.text)}")
                 out.append(TrainSample("text", "trajectory",
                                        f"What does the knowledge base say about the {fact} of "
-                                       f"{name}?", display, record_id=f"kb:{d['id']}:{p}"))
+                                       f"{name}?", display, record_id=f"kb:{d.id}:{p}"))
     return out
