@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
-from pixsearch.data.flags import flag_codes, render_flag
 from pixsearch.retrieval.crop import crop
 from pixsearch.retrieval.embedders import ThumbnailEmbedder, normalize
 from pixsearch.retrieval.learned import LearnedConfig, LearnedImageEmbedder
+from pixsearch.world.flags import flag_codes, render_flag
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
           "immunohistochemistry", "retina", "cat", "colorwheel")

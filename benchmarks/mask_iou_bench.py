@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from pixsearch.decode.predictor import load_model, pixsearch_home
 from pixsearch.masks import rle_area
+from pixsearch.paths import world_dir
+from pixsearch.predictor import load_model
 from pixsearch.train.data import load_split, make_batch, referring_samples
 from pixsearch.train.features import FeatureCache
 from pixsearch.train.validation import batch_mask_iou
@@ -27,7 +28,7 @@ from pixsearch.train.validation import batch_mask_iou
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="mini")
-    ap.add_argument("--world", type=Path, default=pixsearch_home() / "world")
+    ap.add_argument("--world", type=Path, default=world_dir())
     ap.add_argument("--split", default="val")
     ap.add_argument("--limit", type=int, default=0, help="first N records (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
@@ -48,7 +49,7 @@ def main() -> None:
             for s in referring_samples(rec):
                 batch = make_batch(model, [s], features)
                 out = model(batch)
-                iou = batch_mask_iou(out.mask_logits, batch["region_targets"],
+                iou = batch_mask_iou(out.mask_logits, batch.region_targets,
                                      model.cfg.mask_decoder.threshold)[0]
                 share = rle_area(s.masks[0]) / (h * w)
                 ious["ego" if rec.ego else "non_ego"].append(iou)

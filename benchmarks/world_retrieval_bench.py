@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from pixsearch.data.knowledge import DOCS_FILE, read_documents
 from pixsearch.data.records import read_records
 from pixsearch.retrieval.index import KnowledgeIndex
 from pixsearch.types import Query
@@ -57,7 +58,7 @@ def evaluate(world: Path, split: str, limit: int | None = None) -> dict[str, dic
     """Recall per query kind on `split` of the world at `world`."""
     index = KnowledgeIndex.open(world / "index")
     records = read_records(world / f"{split}.jsonl")
-    kb = {d for d in (json.loads(x)["entity"] for x in (world / "kb" / "docs.jsonl").open())}
+    kb = {d.entity for d in read_documents(world / "kb" / DOCS_FILE)}
     out = {name: Recall() for name in ("region crop (ego)", "whole image (ego)",
                                        "whole image (close-up)", "text follow-up",
                                        "question as query (ego)")}

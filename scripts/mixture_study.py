@@ -15,8 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from pixsearch.cli.train import train_config
-from pixsearch.train.config import resolve_path
+from pixsearch.config import load
+from pixsearch.train.config import TrainConfig, resolve_path
 from pixsearch.train.trainer import Trainer
 
 CONFIGS = {"1:9": "configs/train/mixture_1to9.yaml", "7:9": "configs/train/mixture_7to9.yaml"}
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = {}
     for ratio, path in CONFIGS.items():
-        cfg = train_config(Path(path), list(args.overrides))
+        cfg = load(TrainConfig, path, list(args.overrides))
         if "start" not in rows:
             rows["start (Stage 1)"] = _metrics(resolve_path(cfg.init_from))
         Trainer(cfg).run()

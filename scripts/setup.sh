@@ -2,9 +2,10 @@
 # Installs everything PixSearch needs on a fresh machine: system libraries (libcairo2 for SVG
 # flags), the Python package with all extras (torch pinned to the CPU wheel), and the npm data
 # package with the flag SVGs. Idempotent: re-running skips what is already there.
+# Where the flags go (and their version) comes from `pixsearch.paths`, so `$PIXSEARCH_HOME` is
+# resolved exactly as the library resolves it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PIXSEARCH_HOME="${PIXSEARCH_HOME:-$HOME/.cache/pixsearch}"
 PY="${PYTHON:-python3}"
 
 if ! ldconfig -p 2>/dev/null | grep -q libcairo.so.2; then
@@ -18,10 +19,13 @@ echo "[setup] python packages"
 "$PY" -m pip install -q "torch==2.13.0"
 "$PY" -m pip install -q -e ".[all]"
 
-FLAGS="$PIXSEARCH_HOME/npm/node_modules/flag-icons/flags/4x3"
-if [ ! -d "$FLAGS" ]; then
-  echo "[setup] flag-icons (npm) into $PIXSEARCH_HOME/npm"
-  mkdir -p "$PIXSEARCH_HOME/npm"
-  npm install --silent --no-audit --no-fund --prefix "$PIXSEARCH_HOME/npm" flag-icons@7.5.0
+# npm prefix and flag-icons version, from the one place that defines them
+{ read -r NPM_PREFIX; read -r FLAG_ICONS_VERSION; } < <("$PY" -c \
+  "from pixsearch.paths import npm_prefix, FLAG_ICONS_VERSION as v; print(npm_prefix()); print(v)")
+PKG="$NPM_PREFIX/node_modules/flag-icons/package.json"
+if ! grep -q "\"version\": \"$FLAG_ICONS_VERSION\"" "$PKG" 2>/dev/null; then
+  echo "[setup] flag-icons@$FLAG_ICONS_VERSION (npm) into $NPM_PREFIX"
+  mkdir -p "$NPM_PREFIX"
+  npm install --silent --no-audit --no-fund --prefix "$NPM_PREFIX" "flag-icons@$FLAG_ICONS_VERSION"
 fi
 echo "[setup] done"

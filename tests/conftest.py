@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -50,3 +51,24 @@ def colour_index(tmp_path_factory):
         images.append(KBImage(id=f"img-{name}", path=f"{name}.png", doc_id=name))
     cfg = IndexConfig(image_embedder="thumbnail-16x12")
     return KnowledgeIndex.build(docs, images, root, root / "index", cfg)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    """The `small` benchmark world, built once per test session (about a minute)."""
+    from pixsearch.world.build import build_world
+    from pixsearch.world.config import WorldConfig
+
+    out = tmp_path_factory.mktemp("small_world")
+    build_world(out, WorldConfig.preset("small"), progress=False)
+    return out
+
+
+@pytest.fixture
+def live_server():
+    """Start ASGI apps on real uvicorn servers: `url = live_server(app)`; all stop at teardown
+    (see `tests/servers.py`)."""
+    from servers import serve_in_thread
+
+    with contextlib.ExitStack() as stack:
+        yield lambda app, **kw: stack.enter_context(serve_in_thread(app, **kw))

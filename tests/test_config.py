@@ -1,8 +1,10 @@
-"""Typed configs: YAML instances, dotted key=value overrides, type and name checks."""
+"""Typed configs: YAML instances, dotted (and list-index) key=value overrides, type and name
+checks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +47,50 @@ def test_decode_config_from_overrides():
     assert config.load(DecodeConfig, overrides=["max_searches=null"]).max_searches is None
     with pytest.raises(ValueError, match="unknown modalities"):
         config.load(DecodeConfig, overrides=["modalities=audio"])
+
+
+@dataclass
+class Step:
+    name: str = "a"
+    steps: int = 1
+
+
+@dataclass
+class Program:
+    stages: list[Step] = field(default_factory=lambda: [Step("a"), Step("b")])
+    betas: tuple[float, float] = (0.9, 0.95)
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_list_index_overrides_edit_one_item(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("stages:\n  - {name: x, steps: 3}\n  - {name: y, steps: 4}\n  - {name: z}\n")
+    cfg = config.load(Program, p, ["stages.2.steps=9", "stages.0.name=first", "betas.1=0.5"])
+    assert [(s.name, s.steps) for s in cfg.stages] == [("first", 3), ("y", 4), ("z", 9)]
+    assert cfg.betas == (0.9, 0.5)
+    # a list the YAML does not set is indexed in the dataclass default
+    cfg = config.load(Program, overrides=["stages.1.steps=7"])
+    assert [(s.name, s.steps) for s in cfg.stages] == [("a", 1), ("b", 7)]
+
+
+def test_list_index_overrides_are_checked(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"stages\.5: no such item \(the list has 2\)"):
+        config.load(Program, overrides=["stages.5.steps=1"])
+    with pytest.raises(config.ConfigError, match=r"stages\[1\]\.steps: expected int"):
+        config.load(Program, overrides=["stages.1.steps=many"])
+    with pytest.raises(config.ConfigError, match="unknown field.*stepz"):
+        config.load(Program, overrides=["stages.0.stepz=1"])
+    # nested: the default of inner.names (an empty list) is what gets indexed
+    with pytest.raises(config.ConfigError, match=r"inner\.names\.0: no such item"):
+        config.load(Program, overrides=["inner.names.0=q"])
+
+
+def test_train_config_list_overrides_without_the_cli(tmp_path):
+    """`stages.<i>.<field>=v` is handled by `pixsearch.config` (the mixture study uses it)."""
+    from pixsearch.train.config import TrainConfig
+
+    mini = Path(__file__).parents[1] / "configs" / "train" / "mini.yaml"
+    base = config.load(TrainConfig, mini)
+    cfg = config.load(TrainConfig, mini, ["stages.2.steps=11", "stages.0.lr=0.01"])
+    assert cfg.stages[2].steps == 11 and cfg.stages[0].lr == 0.01
+    assert cfg.stages[1] == base.stages[1] and cfg.stages[2].mixture == base.stages[2].mixture

@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from pixsearch.data.config import SceneConfig, WorldConfig
-from pixsearch.data.countries import load_countries
-from pixsearch.data.flags import flag_codes, flags_dir, render_flag
-from pixsearch.data.knowledge import build_documents, write_kb
-from pixsearch.data.outlines import outline_mask
-from pixsearch.data.questions import IDK, Ref, SceneView, Search, make_questions
 from pixsearch.data.records import Record, read_records, write_records
-from pixsearch.data.refexp import referring_expressions
-from pixsearch.data.scenes import compose_ego, compose_nonego
-from pixsearch.data.trajectories import plain_trajectory
 from pixsearch.masks import (
     largest_component,
     mask_box,
@@ -24,6 +16,15 @@ from pixsearch.masks import (
     rle_area,
     rle_to_mask,
 )
+from pixsearch.world.config import SceneConfig, WorldConfig
+from pixsearch.world.countries import load_countries
+from pixsearch.world.flags import flag_codes, flags_dir, render_flag
+from pixsearch.world.knowledge import build_documents, write_kb
+from pixsearch.world.outlines import outline_mask
+from pixsearch.world.questions import IDK, Ref, SceneView, Search, make_questions
+from pixsearch.world.refexp import referring_expressions
+from pixsearch.world.scenes import compose_ego, compose_nonego
+from pixsearch.world.trajectories import plain_trajectory
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +153,45 @@ def test_presets():
     assert sum(vars(full.scenes).values()) * full.questions_per_scene >= 3000
     with pytest.raises(ValueError):
         WorldConfig.preset("huge")
+
+
+def test_trajectory_writer_builds_typed_turns():
+    """A plan becomes parts: spaced text, the refexp of the region search marked as its span
+    (a refexp no region search follows is plain text), evidence cut to the world's budget."""
+    from pixsearch.retrieval.evidence import EvidenceConfig
+    from pixsearch.turns import Information, SearchCall, Text
+    from pixsearch.types import Hit
+    from pixsearch.world.questions import QA
+    from pixsearch.world.trajectories import TrajectoryWriter
+
+    class Index:
+        def __init__(self) -> None:
+            self.ks: list[int] = []
+
+        def search(self, query, k):
+            self.ks.append(k)
+            return [Hit(f"PE:{i}", "Peru", 1.0, "Peru is in South America and its capital "
+                        "is Lima.", "PE") for i in range(k)]
+
+    plan = [Ref("the big flag"), "is big.", Ref("The flag on the left"), Search("region", 0),
+            "is Peru.", Search("text", None, "capital of Peru"), " The capital is Lima."]
+    qa = QA("q", "Lima", "multi_hop", True, 0, plan)
+    index = Index()
+    image, masks = Image.new("RGB", (8, 8)), [np.ones((8, 8), bool)]
+    traj = TrajectoryWriter(index, EvidenceConfig(top_k=2, max_words=8)).write(
+        qa, image, masks, ["PE"])
+    assert index.ks == [2, 2]
+    assert [type(p) for p in traj.parts] == [Text, Text, Text, Text, Text, SearchCall,
+                                             Information, Text, Text, SearchCall, Information,
+                                             Text]
+    assert traj.parts[3] == Text("The flag on the left", refers=True)
+    assert traj.parts[0] == Text("the big flag")  # no region search is about it
+    assert traj.text.startswith("the big flag is big. The flag on the left <search><region>"
+                                "</search><information>[1] Peru: Peru is in South")
+    assert traj.text.endswith("</information> is Peru. <search>capital of Peru</search>"
+                              f"<information>{traj.parts[10].evidence}</information> The "
+                              "capital is Lima.")
+    a, b = traj.region_spans[0]
+    assert traj.region_spans == [[a, b]] and traj.text[a:b] == "The flag on the left"
+    assert all(len(p.evidence.split()) <= 8 for p in traj.parts if isinstance(p, Information))
+    assert traj.search_types == ["region", "text"]

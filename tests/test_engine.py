@@ -13,7 +13,7 @@ from scripted import ScriptedLM
 from pixsearch.decode.config import DecodeConfig
 from pixsearch.decode.engine import Engine
 from pixsearch.decode.events import DoneEvent, EvidenceEvent, HitsEvent, MaskEvent, SearchStarted
-from pixsearch.retrieval.evidence import format_evidence
+from pixsearch.retrieval.evidence import EvidenceConfig
 from pixsearch.types import Answer, Hit, Query
 
 IMAGE = Image.new("RGB", (48, 32), (120, 30, 30))
@@ -44,7 +44,8 @@ def test_text_search_injects_forced_evidence_and_continues():
     assert [s.modality for s in ans.trace.steps] == ["text"]
     assert search.queries[0].text == "capital of Peru"
     session = lm.sessions[0]
-    evidence = format_evidence(search.search(Query("text", text="x"), 3), 80).text
+    # a model without a saved evidence budget decodes with the default one
+    evidence = EvidenceConfig().format(search.search(Query("text", text="x"), 3)).text
     forced = lm.renderer.information(evidence)
     assert forced in session.extend_calls  # injected in one prefill, from the cache
     assert ans.trace.n_forced == len(forced)

@@ -198,3 +198,13 @@ def test_second_judge_agreement_reported():
     assert report.agreement is not None
     assert report.agreement.n == 3 and report.agreement.agreement == pytest.approx(2 / 3)
     assert "judge_agreement" in report.as_dict()
+
+
+def test_abstaining_is_right_where_the_gold_is_an_abstention():
+    records = [{"id": "absent", "question": "Capital of the flag's country?",
+                "answer": "I don't know"},
+               {"id": "known", "question": "Capital of Peru?", "answer": "Lima"}]
+    preds = {"absent": "I don't know.", "known": "I do not know."}
+    turns = {t.record_id: t for t in score_crag(records, preds, judge=None).turns}
+    assert turns["absent"].correct and not turns["absent"].missing
+    assert turns["known"].missing and not turns["known"].correct

@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from pixsearch.config import to_dict
+from pixsearch.decode.config import DecodeConfig
 from pixsearch.eval.judges import RuleJudge
 from pixsearch.eval.modes import plan
-from pixsearch.eval.pipeline import ProposalConfig, grabcut_mask, propose_regions
 from pixsearch.eval.plots import plot_search_patterns
+from pixsearch.eval.proposals import ProposalConfig, grabcut_mask, propose_regions
 from pixsearch.eval.report import combine_runs, run_report
 from pixsearch.eval.runner import EvalConfig, load_eval_records
 from pixsearch.eval.scores import score_run
@@ -79,9 +80,10 @@ def test_score_run_computes_every_metric_per_group():
     assert s["groups"]["question_type=attribute"]["crag"]["hallucination_rate"] == 1.0
 
 
-def _write_run(root: Path, name: str, **cfg) -> Path:
+def _write_run(root: Path, name: str, mode: str = "full", **decode) -> Path:
     scores = score_run(_records(), _predictions(), RuleJudge())
-    scores["config"] = to_dict(EvalConfig(data="x.jsonl", model="tiny", **cfg))
+    cfg = EvalConfig(data="x.jsonl", model="tiny", mode=mode, decode=DecodeConfig(**decode))
+    scores["config"] = to_dict(cfg)
     (root / name).mkdir()
     (root / name / "scores.json").write_text(json.dumps(scores))
     return root / name
@@ -104,6 +106,25 @@ def test_combined_report_lays_out_tables_1_6_7_and_the_budget_plot(tmp_path):
     assert "| 33.3 | 33.3 | 33.3 | 0.0 |" in t1  # overall acc / miss / hall / truth
     assert (tmp_path / "report" / "budget_curve.png").read_bytes()[:8] == PNG_MAGIC
     assert (tmp_path / "report" / "report.md").read_text() == text
+
+
+def test_runs_saved_with_flat_decode_settings_still_combine(tmp_path):
+    """Run folders written before `decode` was nested (max_searches, modalities, top_k at the
+    top of the config, as in docs/results/) still fill the tables."""
+    runs = []
+    for name, budget in (("old_full", None), ("old_b0", 0)):
+        path = _write_run(tmp_path, name)
+        scores = json.loads((path / "scores.json").read_text())
+        decode = scores["config"].pop("decode")
+        scores["config"].update(max_searches=budget, modalities=decode["modalities"], top_k=3)
+        (path / "scores.json").write_text(json.dumps(scores))
+        runs.append(path)
+    text = combine_runs(runs, tmp_path / "report")
+    t7 = text.split("## Table 7")[1].split("## ")[0]
+    assert [line.split(" | ")[0] for line in t7.splitlines() if line.startswith("| ")][1:] == [
+        "| 0", "| ∞"]
+    assert "budget B=0, query types region, image, text, top-k 3" in run_report(
+        json.loads((runs[1] / "scores.json").read_text()))
 
 
 def test_run_report_and_search_pattern_plot(tmp_path):
@@ -174,9 +195,9 @@ def test_sweep_covers_modes_budgets_and_query_type_restrictions(tmp_path):
     runs = sweep_configs(EvalConfig(data="x.jsonl", out=str(tmp_path)), (0, 1, 2, 3, 4, None))
     assert {f"mode_{m}" for m in ("full", "no_search", "text_question", "whole_image",
                                   "pipeline")} <= set(runs)
-    assert [runs[f"budget_{b}"].max_searches for b in range(5)] == [0, 1, 2, 3, 4]
-    assert runs["no_region"].modalities == ("image", "text")
-    assert runs["mode_full"].max_searches is None
+    assert [runs[f"budget_{b}"].decode.max_searches for b in range(5)] == [0, 1, 2, 3, 4]
+    assert runs["no_region"].decode.modalities == ("image", "text")
+    assert runs["mode_full"].decode.max_searches is None
     assert all(Path(c.out).parent == tmp_path for c in runs.values())
 
 

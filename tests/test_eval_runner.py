@@ -12,7 +12,8 @@ from eval_fixture import build_eval_set
 from PIL import Image
 
 from pixsearch.cli import main
-from pixsearch.config import ConfigError
+from pixsearch.config import ConfigError, to_dict
+from pixsearch.decode.config import DecodeConfig
 from pixsearch.eval.modes import MODES
 from pixsearch.eval.report import combine_runs
 from pixsearch.eval.runner import EvalConfig, read_predictions, run_eval
@@ -25,11 +26,11 @@ def eval_set(tmp_path_factory) -> tuple[Path, Path]:
     return build_eval_set(tmp_path_factory.mktemp("evalset"))
 
 
-def _cfg(eval_set, out: Path, **kw) -> EvalConfig:
+def _cfg(eval_set, out: Path, decode: dict | None = None, **kw) -> EvalConfig:
     data, index = eval_set
-    base = dict(data=str(data), index=str(index), model="tiny", max_new_tokens=8,
-                progress=False, out=str(out))
-    return EvalConfig(**{**base, **kw})
+    base = dict(data=str(data), index=str(index), model="tiny", progress=False, out=str(out))
+    return EvalConfig(**{**base, **kw}, decode=DecodeConfig(**{"max_new_tokens": 8,
+                                                                **(decode or {})}))
 
 
 def _check_run_files(out: Path, n: int, groups=("all", "ego", "non_ego")) -> list[dict]:
@@ -67,9 +68,9 @@ def test_every_mode_writes_every_report_file_and_the_report_combines(eval_set, t
             assert all(len(s) <= 1 for s in steps)
         runs.append(out)
     budget = tmp_path / "budget_0"
-    run_eval(_cfg(eval_set, budget, mode="full", max_searches=0, limit=2))
+    run_eval(_cfg(eval_set, budget, mode="full", decode={"max_searches": 0}, limit=2))
     no_region = tmp_path / "no_region"
-    run_eval(_cfg(eval_set, no_region, modalities=("image", "text"), limit=2))
+    run_eval(_cfg(eval_set, no_region, decode={"modalities": ("image", "text")}, limit=2))
     text = combine_runs([*runs, budget, no_region], tmp_path / "report")
     assert "## Table 1" in text and "Modular pipeline" in text and "Whole image" in text
     assert "## Table 6" in text and "image + text" in text
@@ -110,10 +111,69 @@ def test_cli_run_and_report(eval_set, tmp_path, capsys):
                  "--max-new-tokens", "8", "--out", str(out)]) == 0
     assert "accuracy" in capsys.readouterr().out
     scores = json.loads((out / "scores.json").read_text())
-    assert scores["config"]["top_k"] == 2
+    assert scores["config"]["decode"]["top_k"] == 2
     assert "recall@2" in scores["groups"]["all"]["retrieval"]["text"]
     assert main(["eval", "report", str(out), "--out", str(tmp_path / "rep")]) == 0
     assert "Text question" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def _evidence(out: Path) -> list[str]:
+    lines = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    return [s["evidence"] for x in lines for s in x["trace"]["steps"] if s["skipped"] is None]
+
+
+def test_cli_decode_overrides_reach_the_predictor(eval_set, tmp_path):
+    """`decode.*` overrides (and the flag shorthands) land in the run's decode config, the
+    worker's predictor decodes with it, and the evidence budget shapes the trace."""
+    from pixsearch.eval.runner import load_config
+    from pixsearch.eval.worker import Worker
+
+    data, index = eval_set
+    common = ["eval", "run", "--data", str(data), "--index", str(index), "--model", "tiny",
+              "--mode", "text_question", "--limit", "3", "--no-progress", "--max-new-tokens",
+              "6", "--max-searches", "2"]
+    wide, narrow = tmp_path / "wide", tmp_path / "narrow"
+    assert main([*common, "--out", str(wide), "decode.temperature=0.7",
+                 "decode.evidence_max_words=60"]) == 0
+    assert main([*common, "--out", str(narrow), "decode.evidence_max_words=6"]) == 0
+    cfg = load_config(wide)
+    assert (cfg.decode.temperature, cfg.decode.evidence_max_words) == (0.7, 60)
+    assert (cfg.decode.max_new_tokens, cfg.decode.max_searches) == (6, 2)
+    decode = Worker(to_dict(cfg), str(index)).predictor.decode_config
+    assert (decode.temperature, decode.evidence_max_words) == (0.7, 60)
+    assert (decode.max_new_tokens, decode.max_searches) == (6, 2)
+    wide_ev, narrow_ev = _evidence(wide), _evidence(narrow)
+    assert len(wide_ev) == len(narrow_ev) == 3  # text_question forces one search per record
+    assert all(len(e.split()) <= 60 for e in wide_ev)
+    assert all(len(e.split()) <= 6 for e in narrow_ev)
+    assert sum(len(e.split()) for e in wide_ev) > sum(len(e.split()) for e in narrow_ev)
+
+
+def test_a_mode_budget_wins_over_the_decode_config(eval_set, tmp_path, monkeypatch):
+    """A model that always writes a text search: with B=3 the full mode runs it; a baseline
+    runs only its forced query, because its budget of 0 overrides the run's B."""
+    from scripted import ScriptedLM
+
+    import pixsearch.predictor
+
+    script = ["It is", "search_open", "capital of Redland", "search_close", " Rubyville"]
+    monkeypatch.setattr(pixsearch.predictor, "load_model", lambda spec: ScriptedLM(script))
+    steps = {}
+    for mode in ("full", "whole_image"):
+        run_eval(_cfg(eval_set, tmp_path / mode, mode=mode, limit=2,
+                      decode={"max_searches": 3, "max_new_tokens": 40}))
+        lines = (tmp_path / mode / "predictions.jsonl").read_text().splitlines()
+        steps[mode] = [[(s["modality"], s["skipped"]) for s in json.loads(x)["trace"]["steps"]]
+                       for x in lines]
+    assert steps["full"] == [[("text", None)]] * 2
+    assert steps["whole_image"] == [[("image", None)]] * 2
+
+
+def test_eval_config_rejects_bad_decode_settings():
+    with pytest.raises(ConfigError, match="unknown field"):
+        main(["eval", "run", "--data", "x.jsonl", "--out", "unused", "decode.temprature=1"])
+    with pytest.raises(ValueError, match="temperature"):
+        main(["eval", "run", "--data", "x.jsonl", "--out", "unused", "decode.temperature=-1"])
 
 
 def test_ray_workers_name_the_extra_when_ray_is_missing(eval_set, tmp_path):

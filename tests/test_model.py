@@ -60,7 +60,7 @@ def test_protocol_and_special_tokens(model):
 def test_forward_shapes(model):
     batch, r1 = _batch(model)
     out = model(batch)
-    B, T = batch["input_ids"].shape
+    B, T = batch.input_ids.shape
     V = model.backbone.input_embeddings().weight.shape[0]
     assert out.logits.shape == (B, T, V)
     assert out.span_logits.shape[0] == 2 and out.span_logits.shape[2] == 3  # region + no-region

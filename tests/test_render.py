@@ -1,4 +1,5 @@
-"""The renderer: prompt ids, loss mask from offsets, BIO span tags, escaping of untrusted text."""
+"""The renderer: prompt ids, typed turns → ids, loss mask, BIO span tags, escaping of untrusted
+text, and the engine's pieces rendered by the same code as the parts of a turn."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from pixsearch.model.tokenizer import train_tokenizer
 from pixsearch.render import BIO_B, BIO_I, BIO_O, Renderer
 from pixsearch.tokens import TokenTable, escape
+from pixsearch.turns import Information, SearchCall, Text, parse_display
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +101,53 @@ def test_bio_tags_cover_the_referring_expression(renderer):
     text = renderer.tokenizer.decode([r.input_ids[i] for i in tagged])
     assert text.strip() == "The flag on the left"
     assert r.region_positions == [r.input_ids.index(renderer.tokens.id("region"))]
+
+
+PARTS = [Text("The flag on the left", refers=True), Text(" "), SearchCall("region"),
+         Information("[1] Peru: a red-white flag"), Text(" is the flag of Peru. "),
+         SearchCall("text", "capital of Peru"), Information("[1] Peru: capital Lima"),
+         Text(" Its capital is Lima.")]
+
+
+def test_parts_render_like_their_display_string(renderer):
+    """`render(parts)` is the primary path; `trajectory(display, spans)` reads the display
+    into the same parts, and the rendered text is the display string."""
+    r = renderer.render("Which flag?", PARTS)
+    d = renderer.trajectory("Which flag?", TRAJ, spans=[(0, 20)])
+    assert parse_display(TRAJ, [(0, 20)]) == PARTS
+    assert (r.input_ids, r.loss_mask, r.span_labels, r.region_positions) == (
+        d.input_ids, d.loss_mask, d.span_labels, d.region_positions)
+    assert r.text[len(renderer.prompt("Which flag?").text):] == TRAJ
+
+
+def test_how_text_is_cut_into_parts_never_changes_ids(renderer):
+    """Consecutive `Text` parts are one stretch of text: BPE merges across part boundaries
+    are kept, so a refexp part inside a sentence tokenises as the sentence does."""
+    whole = renderer.render("q", [Text("So the flag on the left is Peru.")])
+    cut = renderer.render("q", [Text("So"), Text(" the flag on the left", refers=True),
+                                Text(" is Peru.")])
+    assert whole.input_ids == cut.input_ids and whole.loss_mask == cut.loss_mask
+    assert set(cut.span_labels) == {BIO_O, BIO_B, BIO_I}
+
+
+def test_engine_pieces_are_the_parts_of_a_turn(renderer):
+    """`information` / `search_call` (what the engine forces) are the ids of an `Information`
+    / `SearchCall` part inside a rendered turn, for every modality."""
+    t = renderer.tokens
+    r = renderer.render("q", PARTS + [SearchCall("image"), Information("x")])
+    ids = r.input_ids[r.prompt_len:]
+
+    def occurs(piece: list[int]) -> bool:
+        return any(ids[i:i + len(piece)] == piece for i in range(len(ids)))
+
+    for piece in (renderer.information("[1] Peru: a red-white flag"),
+                  renderer.information("[1] Peru: capital Lima"), renderer.information("x"),
+                  renderer.search_call("region"), renderer.search_call("image"),
+                  renderer.search_call("text", "capital of Peru")):
+        assert occurs(piece), piece
+    assert renderer.search_call("region", "ignored") == [
+        t.id("search_open"), t.id("region"), t.id("search_close")]
+    assert renderer.part_ids(Information("x")) == renderer.information("x")
 
 
 def test_unbalanced_information_is_rejected(renderer):

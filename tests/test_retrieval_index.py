@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixsearch.data.flags import render_flag
 from pixsearch.retrieval.build import build_index
 from pixsearch.retrieval.index import IndexConfig, KnowledgeIndex
 from pixsearch.retrieval.learned import LearnedConfig
 from pixsearch.types import Document, Query
+from pixsearch.world.flags import render_flag
 
 COUNTRIES = {
     "FR": ("France", "Paris", "euro"),

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from pixsearch.data.flags import render_flag
 from pixsearch.retrieval.augment import AugmentConfig, random_views, to_tensor
 from pixsearch.retrieval.embedders import ThumbnailEmbedder
 from pixsearch.retrieval.learned import LearnedConfig, LearnedImageEmbedder
+from pixsearch.world.flags import render_flag
 
 CODES = ("FR", "DE", "JP", "BR", "CA", "IN", "ZA", "SE")
 

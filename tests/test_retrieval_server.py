@@ -1,19 +1,15 @@
 """The search API over HTTP (TestClient and a real uvicorn server) and the CRAG-MM adapter."""
 
-import socket
-import threading
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from pixsearch.data.flags import render_flag
 from pixsearch.retrieval.api import SearchAPI
 from pixsearch.retrieval.cragmm import CragMMSearch
 from pixsearch.retrieval.index import IndexConfig, KnowledgeIndex
 from pixsearch.retrieval.server import HTTPSearch, make_app, query_payload
 from pixsearch.types import Document, KBImage
+from pixsearch.world.flags import render_flag
 
 CODES = {"DE": "Germany", "IT": "Italy", "GR": "Greece", "NO": "Norway"}
 
@@ -55,30 +51,13 @@ def test_app_with_test_client(index):
     assert client.post("/search", json={"image": "not base64!"}).status_code == 400
 
 
-def test_real_server_round_trip(index):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(make_app(index), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 20
-        while not server.started and time.time() < deadline:
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        client = HTTPSearch(f"http://127.0.0.1:{port}")
-        assert isinstance(client, SearchAPI)
-        for q in _queries():
-            assert client.search(q, 3) == index.search(q, 3)
-        assert client.search(_queries()[2], 1)[0].doc_id == "card-GR"
-        client.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def test_real_server_round_trip(index, live_server):
+    client = HTTPSearch(live_server(make_app(index), log_level="warning"))
+    assert isinstance(client, SearchAPI)
+    for q in _queries():
+        assert client.search(q, 3) == index.search(q, 3)
+    assert client.search(_queries()[2], 1)[0].doc_id == "card-GR"
+    client.close()
 
 
 class FakeCragPipeline:

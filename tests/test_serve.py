@@ -4,9 +4,6 @@ bad requests get 422; one test goes through a real uvicorn server on 127.0.0.1."
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import httpx
 import pytest
@@ -14,8 +11,8 @@ import torch
 from fastapi.testclient import TestClient
 from scripted import SteeredLM, colour_scene
 
+from pixsearch import Predictor
 from pixsearch.decode.config import DecodeConfig
-from pixsearch.decode.predictor import Predictor
 from pixsearch.model.build import build_model
 from pixsearch.model.presets import get_preset
 from pixsearch.retrieval.server import encode_image
@@ -61,34 +58,15 @@ def test_page_is_served(app):
     assert "/api/ask/stream" in html and "<canvas" in html
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_stream_over_a_real_server(app):
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 20
-        while not server.started and time.time() < deadline:
-            time.sleep(0.05)
-        events = []
-        with httpx.stream("POST", f"http://127.0.0.1:{port}/api/ask/stream", json=body(),
-                          timeout=60) as r:
-            for line in r.iter_lines():
-                if line.startswith("data: "):
-                    events.append(json.loads(line[6:]))
-        kinds = [e["type"] for e in events if e["type"] != "TokenEvent"]
-        assert kinds[:4] == ["SearchStarted", "MaskEvent", "HitsEvent", "EvidenceEvent"]
-        assert kinds[-1] == "DoneEvent"
-        assert len(events[-1]["answer"]["trace"]["steps"]) >= 2
-        assert any(e["type"] == "TokenEvent" for e in events)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def test_stream_over_a_real_server(app, live_server):
+    url = live_server(app)
+    events = []
+    with httpx.stream("POST", f"{url}/api/ask/stream", json=body(), timeout=60) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    kinds = [e["type"] for e in events if e["type"] != "TokenEvent"]
+    assert kinds[:4] == ["SearchStarted", "MaskEvent", "HitsEvent", "EvidenceEvent"]
+    assert kinds[-1] == "DoneEvent"
+    assert len(events[-1]["answer"]["trace"]["steps"]) >= 2
+    assert any(e["type"] == "TokenEvent" for e in events)

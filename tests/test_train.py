@@ -90,23 +90,24 @@ def test_collation_masks_exactly_the_information_tokens(world, tiny):
     features = FeatureCache(tiny, world, world / "cache", False)
     assert features.precompute([sample.image, short.image]) == 1  # one scene, cached once
     batch = make_batch(tiny, [sample, short], features)
-    ids, loss, t = batch["input_ids"][0].tolist(), batch["loss_mask"][0].tolist(), tiny.tokens
-    p = int(batch["prompt_len"][0])
+    ids, loss, t = batch.input_ids[0].tolist(), batch.loss_mask[0].tolist(), tiny.tokens
+    p = int(batch.prompt_len[0])
     a, b = ids.index(t.id("info_open")), ids.index(t.id("info_close"))
     assert a > p and b > a + 1
-    n = int(batch["attention_mask"][0].sum())
+    n = int(batch.attention_mask[0].sum())
     expected = [0] * p + [0 if a <= i <= b else 1 for i in range(p, n)] + [0] * (len(ids) - n)
     assert loss == expected
     # the evidence tokens decode to the evidence text; the region search has one gold mask
     assert "capital Lima" in tiny.tokenizer.decode(ids[a + 1:b])
-    assert batch["region_targets"].shape == (1, tiny.mask_size, tiny.mask_size)
-    assert batch["region_targets"].sum() > 0
-    spans = batch["span_labels"][0].tolist()
+    assert batch.region_targets.shape == (1, tiny.mask_size, tiny.mask_size)
+    assert batch.region_targets.sum() > 0
+    spans = batch.span_labels[0].tolist()
     tagged = [i for i, s in enumerate(spans) if s > 0]
     assert tagged and tagged[-1] < ids.index(t.id("search_open"))
     assert tiny.tokenizer.decode([ids[i] for i in tagged]).strip() == "The flag on the left"
     # the second sample (no search) is padded with loss 0 and has no region target
-    assert sum(batch["loss_mask"][1].tolist()) > 0
+    assert sum(batch.loss_mask[1].tolist()) > 0
+    assert batch.kinds == ["trajectory", "vqa"]
 
 
 def test_reading_pool_copies_answers_out_of_masked_evidence(world, tiny):

@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixsearch.data.config import WorldConfig
 from pixsearch.data.knowledge import read_kb
-from pixsearch.data.questions import IDK
 from pixsearch.data.records import QUESTION_TYPES, SPLITS, read_records
-from pixsearch.data.world import Pools, build_world, compose_scene
 from pixsearch.masks import rle_to_mask
+from pixsearch.turns import Information, SearchCall, Text, parse_display, region_spans, to_display
+from pixsearch.world.build import Pools, compose_scene
+from pixsearch.world.config import WorldConfig
+from pixsearch.world.questions import IDK
 
 INFO = re.compile(r"<search>(.*?)</search><information>(.*?)</information>", re.S)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    out = tmp_path_factory.mktemp("world")
-    cfg = WorldConfig.preset("small")
-    by_split = build_world(out, cfg, progress=False)
+def world(small_world):
+    out, cfg = small_world, WorldConfig.preset("small")
+    by_split = {s: read_records(out / f"{s}.jsonl") for s in SPLITS}
     meta = json.loads((out / "world.json").read_text())
     docs, images = read_kb(out / "kb")
     return {"out": out, "cfg": cfg, "records": by_split, "meta": meta, "docs": docs,
@@ -90,7 +90,7 @@ def test_every_answer_is_derivable(world):
 def test_masks_match_composited_pixels(world):
     out, cfg, meta = world["out"], world["cfg"], world["meta"]
     pools = Pools(**meta["pools"])
-    from pixsearch.data.countries import load_countries
+    from pixsearch.world.countries import load_countries
 
     countries = {c.code: c for c in load_countries() if c.code in meta["countries"]}
     checked = 0
@@ -165,13 +165,42 @@ def test_trajectories_are_what_the_index_returns(world):
             else:
                 assert payload == s["query"]
                 q = s["query"]
-            hits = index.search(q, cfg.top_k)
-            assert format_evidence(hits, cfg.evidence_words).text == info
+            hits = index.search(q, cfg.evidence.top_k)
+            assert format_evidence(hits, cfg.evidence.max_words).text == info
             assert [h.doc_id for h in hits] == s["hits"]
         assert len(r.region_spans) == r.search_types.count("region")
         regions = [s for s in r.searches if s["type"] == "region"]
         for (a, b), s in zip(r.region_spans, regions):
             assert r.trajectory[a:b].lower() == r.entities[s["entity"]]["refexp"].lower()
+
+
+def test_trajectories_are_typed_turns(world):
+    """Every record's trajectory reads back into parts that write the very same display and
+    spans; each region search follows its referring expression, each search its evidence."""
+    for r in (r for recs in world["records"].values() for r in recs):
+        parts = parse_display(r.trajectory, r.region_spans)
+        assert to_display(parts) == r.trajectory
+        assert region_spans(parts) == [tuple(s) for s in r.region_spans]
+        calls = [p for p in parts if isinstance(p, SearchCall)]
+        assert [c.modality for c in calls] == r.search_types
+        assert [c.query for c in calls if c.modality == "text"] == [
+            s["query"] for s in r.searches if s["type"] == "text"]
+        for i, p in enumerate(parts):
+            if isinstance(p, SearchCall):
+                assert isinstance(parts[i + 1], Information)
+                words = len(parts[i + 1].evidence.split())
+                assert 0 < words <= world["cfg"].evidence.max_words
+            if isinstance(p, SearchCall) and p.modality == "region":
+                ref = next(q for q in reversed(parts[:i]) if isinstance(q, Text) and q.text.strip())
+                assert ref.refers
+
+
+def test_world_records_its_evidence_budget(world):
+    from pixsearch.train.data import world_evidence
+
+    assert world["meta"]["config"]["evidence"] == {"top_k": 3, "max_words": 70}
+    assert world_evidence(world["out"]) == world["cfg"].evidence
+    assert "cut each `<information>` block to 70 words" in (world["out"] / "card.md").read_text()
 
 
 def test_final_sentence_holds_the_answer(world):
@@ -182,7 +211,7 @@ def test_final_sentence_holds_the_answer(world):
 
 
 def test_index_reused_only_for_the_same_kb(world):
-    from pixsearch.data.world import build_index
+    from pixsearch.world.build import build_index
 
     out, cfg = world["out"], world["cfg"]
     before = (out / "index" / "index.yaml").stat().st_mtime_ns

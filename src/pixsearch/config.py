@@ -108,7 +108,10 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`["a.b=3", "c=x,y"]` → `{"a": {"b": 3}, "c": "x,y"}` (values parsed as YAML scalars)."""
+    """`["a.b=3", "c=x,y"]` → `{"a": {"b": 3}, "c": "x,y"}` (values parsed as YAML scalars).
+
+    A numeric part indexes a list: `stages.1.steps=5` → `{"stages": {"1": {"steps": 5}}}`,
+    which `merge` applies to item 1 of the list `stages`."""
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -125,17 +128,80 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge `upd` into a copy of `base`."""
+def _is_index_map(v: Any) -> bool:
+    """An override addressing list items by position (`{"2": {...}}` from `a.2.b=...`)."""
+    return isinstance(v, dict) and bool(v) and all(str(k).isdigit() for k in v)
+
+
+def _merge_list(items: list | tuple, upd: dict[str, Any], where: str) -> list:
+    out = list(items)
+    for key, v in upd.items():
+        i = int(key)
+        if i >= len(out):
+            raise ConfigError(f"{where}.{i}: no such item (the list has {len(out)})")
+        out[i] = merge(out[i], v, f"{where}.{i}") if isinstance(v, dict) and isinstance(
+            out[i], dict) else v
+    return out
+
+
+def merge(base: dict[str, Any], upd: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Deep-merge `upd` into a copy of `base`; numeric keys of `upd` edit items of a list of
+    `base` (`{"stages": {"2": {"steps": 5}}}` sets `steps` of the third stage)."""
     out = dict(base)
     for k, v in upd.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        cur, at = out.get(k), f"{where}.{k}".lstrip(".")
+        if isinstance(v, dict) and isinstance(cur, dict):
+            out[k] = merge(cur, v, at)
+        elif _is_index_map(v) and isinstance(cur, (list, tuple)):
+            out[k] = _merge_list(cur, v, at)
+        else:
+            out[k] = v
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A default value as plain data (dataclasses → dicts, tuples → lists), like `to_dict`."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_dict(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fill_indexed_defaults(cls: type, data: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the dataclass default of every list field that `upd` indexes into but
+    `data` does not set (so `stages.0.steps=5` works when the YAML keeps the default stages)."""
+    if not dataclasses.is_dataclass(cls):
+        return data
+    out, hints = dict(data), _hints(cls)
+    for f in dataclasses.fields(cls):
+        v = upd.get(f.name)
+        if not isinstance(v, dict):
+            continue
+        if _is_index_map(v) and f.name not in out:
+            if f.default_factory is not dataclasses.MISSING:
+                out[f.name] = _plain(f.default_factory())
+            elif f.default is not dataclasses.MISSING:
+                out[f.name] = _plain(f.default)
+        elif dataclasses.is_dataclass(hints[f.name]) and isinstance(out.get(f.name, {}), dict):
+            sub = _fill_indexed_defaults(hints[f.name], out.get(f.name, {}), v)
+            if sub or f.name in out:
+                out[f.name] = sub
+    return out
+
+
+def apply_overrides(cls: type[T], data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`data` (a partial mapping for `cls`) with `key=value` overrides merged in; list items
+    are addressed by position (`stages.1.steps=5`), against `cls`'s defaults if `data` has
+    no such list."""
+    upd = parse_overrides(overrides)
+    return merge(_fill_indexed_defaults(cls, data, upd), upd)
 
 
 def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
          base: dict[str, Any] | None = None) -> T:
-    """Load a config: dataclass defaults ← `base` ← YAML file ← `key=value` overrides."""
+    """Load a config: dataclass defaults ← `base` ← YAML file ← `key=value` overrides
+    (`a.b=v` for nested fields, `a.2.b=v` for item 2 of a list)."""
     data: dict[str, Any] = dict(base or {})
     if path is not None:
         p = Path(path)
@@ -145,8 +211,7 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | No
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
         data = merge(data, loaded)
-    data = merge(data, parse_overrides(overrides or []))
-    return from_dict(cls, data)
+    return from_dict(cls, apply_overrides(cls, data, overrides or []))
 
 
 def save(cfg: Any, path: str | Path) -> None:

@@ -1,34 +1,25 @@
-"""The one renderer: conversation / gold trajectory → token ids, loss mask, span tags, region slots.
+"""The one renderer: typed turns → token ids, loss mask, BIO span tags, region slots.
 
 Decoding and training both go through `Renderer`, so the ids the model is trained on are the
-ids it sees at inference: the prompt is rendered by `prompt()`, evidence by `information()`,
-and a gold trajectory by `trajectory()` from the same pieces. Every piece of text is tokenised
-on its own (never across a control token) and untrusted text is escaped first, so control
-tokens only ever come from this file's explicit id insertion.
+ids it sees at inference: the prompt is rendered by `prompt()`, a gold assistant turn (a list
+of `pixsearch.turns` parts) by `render()`, and the engine's search calls and evidence blocks by
+`search_call()` / `information()` — the very code that renders a `SearchCall` / `Information`
+part. Every stretch of text between control tokens is tokenised on its own, and the question
+and all text of a turn are escaped first, so control tokens only ever come from this file's
+explicit id insertion.
 
-The loss mask is computed from tokenizer offset mappings: every token whose characters lie
-inside an `<information>…</information>` block of the display string (tags included) gets
-mask 0 — the model learns to use evidence, not to memorise it.
+The loss mask is 0 on every token of an `Information` part, its tags included — the model
+learns to use evidence, not to memorise it — and on the prompt.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .tokens import TokenTable, escape
-
-# Control tags of the display format, in the order they may appear in a trajectory.
-_DISPLAY_TAG_RE = re.compile(r"</?search>|</?information>|<region>|<image>")
-_TAG_ROLE = {
-    "<search>": "search_open",
-    "</search>": "search_close",
-    "<information>": "info_open",
-    "</information>": "info_close",
-    "<region>": "region",
-    "<image>": "image_query",
-}
+from pixsearch.tokens import DISPLAY, TokenTable, escape
+from pixsearch.turns import PAYLOAD_ROLES, Information, Part, SearchCall, Text, parse_display
 
 
 @dataclass
@@ -84,7 +75,8 @@ BIO_O, BIO_B, BIO_I = 0, 1, 2
 
 
 class Renderer:
-    """Renders prompts, evidence blocks and gold trajectories for one tokenizer + token table."""
+    """Renders prompts and typed turns (whole, or one part at a time for the engine) for one
+    tokenizer + token table."""
 
     def __init__(self, tokenizer: Any, tokens: TokenTable, chat: ChatFormat | None = None,
                  n_image_tokens: int = 0) -> None:
@@ -113,12 +105,57 @@ class Renderer:
         r.loss_mask += [loss] * len(ids)
         r.text += text
 
-    def _append_control(self, r: Rendered, role: str, loss: int, display: str) -> None:
+    def _append_control(self, r: Rendered, role: str, loss: int) -> None:
         start = len(r.text)
-        r.text += display
+        r.text += DISPLAY[role]
         r.input_ids.append(self.tokens.id(role))
         r.offsets.append((start, len(r.text)))
         r.loss_mask.append(loss)
+
+    def _append_parts(self, r: Rendered, parts: Sequence[Part], loss: int = 1
+                      ) -> list[tuple[int, int]]:
+        """Append `parts` to `r`; returns the character spans (in `r.text`) of referring
+        expressions. Consecutive `Text` parts are one stretch of text, tokenised together, so
+        how a turn is cut into parts never changes its ids."""
+        refs: list[tuple[int, int]] = []
+        run: list[str] = []
+
+        def flush() -> None:
+            self._append_text(r, "".join(run), loss)
+            run.clear()
+
+        for p in parts:
+            if isinstance(p, Text):
+                start = len(r.text) + sum(map(len, run))
+                run.append(escape(p.text))  # same length: spans stay valid
+                if p.refers:
+                    refs.append((start, start + len(run[-1])))
+                continue
+            flush()
+            if isinstance(p, SearchCall):
+                self._append_control(r, "search_open", loss)
+                role = PAYLOAD_ROLES.get(p.modality)
+                if role is not None:
+                    self._append_control(r, role, loss)
+                    if role == "region":
+                        r.region_positions.append(len(r.input_ids) - 1)
+                else:
+                    self._append_text(r, escape(p.query), loss)
+                self._append_control(r, "search_close", loss)
+            elif isinstance(p, Information):  # evidence is never a training target
+                self._append_control(r, "info_open", 0)
+                self._append_text(r, escape(p.evidence), 0)
+                self._append_control(r, "info_close", 0)
+            else:
+                raise TypeError(f"not a part of a turn: {p!r}")
+        flush()
+        return refs
+
+    def part_ids(self, part: Part) -> list[int]:
+        """Ids of one part on its own (what the engine forces into a decoding session)."""
+        r = Rendered()
+        self._append_parts(r, [part])
+        return r.input_ids
 
     def text_ids(self, text: str, *, untrusted: bool = True) -> list[int]:
         """Ids of a plain text piece (escaped first when it comes from outside)."""
@@ -126,16 +163,11 @@ class Renderer:
 
     def information(self, evidence_text: str) -> list[int]:
         """Ids of `<information> evidence </information>`, the forced tokens after a search."""
-        return ([self.tokens.id("info_open")] + self.text_ids(evidence_text)
-                + [self.tokens.id("info_close")])
+        return self.part_ids(Information(evidence_text))
 
     def search_call(self, modality: str, text: str = "") -> list[int]:
         """Ids of `<search>payload</search>` for a query the caller decided on (baselines)."""
-        t = self.tokens
-        payload = {"region": [t.id("region")], "image": [t.id("image_query")]}.get(modality)
-        if payload is None:
-            payload = self.text_ids(text)
-        return [t.id("search_open"), *payload, t.id("search_close")]
+        return self.part_ids(SearchCall(modality, "" if modality in PAYLOAD_ROLES else text))
 
     # ---- whole sequences -------------------------------------------------------------------
     def prompt(self, question: str, has_image: bool = True) -> Rendered:
@@ -161,58 +193,26 @@ class Renderer:
         r.span_labels = [BIO_O] * len(r.input_ids)
         return r
 
-    def trajectory(self, question: str, display: str, has_image: bool = True,
-                   spans: list[tuple[int, int]] | None = None, add_eos: bool = True) -> Rendered:
-        """Prompt + gold assistant turn in display format, with loss mask and BIO span tags.
-
-        `display` is trusted (built by this project: evidence inside it is already escaped).
-        `spans` are character ranges in `display` of the entity each `<region>` search is about.
-        """
+    def render(self, question: str, parts: Sequence[Part], has_image: bool = True,
+               add_eos: bool = True) -> Rendered:
+        """Prompt + an assistant turn given as parts, with loss mask and BIO span tags (the
+        tokens of each referring-expression `Text` part are tagged B, I, I, …)."""
         r = self.prompt(question, has_image)
-        assistant_start = len(r.text)
-        info_spans: list[tuple[int, int]] = []
-        pos, info_open_at = 0, None
-        for m in _DISPLAY_TAG_RE.finditer(display):
-            self._append_text(r, display[pos:m.start()], 1)
-            tag = m.group(0)
-            if tag == "<information>":
-                info_open_at = len(r.text)
-            self._append_control(r, _TAG_ROLE[tag], 1, tag)
-            if tag == "</information>":
-                if info_open_at is None:
-                    raise ValueError(f"unpaired </information> in trajectory: {display!r}")
-                info_spans.append((info_open_at, len(r.text)))
-                info_open_at = None
-            if tag == "<region>":
-                r.region_positions.append(len(r.input_ids) - 1)
-            pos = m.end()
-        if info_open_at is not None:
-            raise ValueError(f"unclosed <information> in trajectory: {display!r}")
-        self._append_text(r, display[pos:], 1)
+        refs = self._append_parts(r, parts)
         eos = getattr(self.tokenizer, "eos_token_id", None)
         if add_eos and eos is not None:
             r.input_ids.append(eos)
             r.offsets.append((len(r.text), len(r.text)))
             r.loss_mask.append(1)
-        r.loss_mask = _mask_spans(r.loss_mask, r.offsets, info_spans, r.prompt_len)
-        r.span_labels = _bio_labels(r.offsets, [(assistant_start + a, assistant_start + b)
-                                                for a, b in (spans or [])], r.prompt_len)
+        r.span_labels = _bio_labels(r.offsets, refs, r.prompt_len)
         return r
 
-
-def _inside(off: tuple[int, int], span: tuple[int, int]) -> bool:
-    a, b = off
-    # zero-width tokens (bytes of a split character, trimmed spaces) count by their position
-    return a >= span[0] and b <= span[1] and (b > a or a < span[1])
-
-
-def _mask_spans(mask: list[int], offsets: list[tuple[int, int]],
-                spans: list[tuple[int, int]], start: int) -> list[int]:
-    out = list(mask)
-    for i in range(start, len(out)):
-        if any(_inside(offsets[i], s) for s in spans):
-            out[i] = 0
-    return out
+    def trajectory(self, question: str, display: str, has_image: bool = True,
+                   spans: Sequence[Sequence[int]] | None = None, add_eos: bool = True
+                   ) -> Rendered:
+        """`render` of a turn given as a display string (a record's `trajectory`) and the
+        character spans of its referring expressions (the record's `region_spans`)."""
+        return self.render(question, parse_display(display, spans or ()), has_image, add_eos)
 
 
 def _bio_labels(offsets: list[tuple[int, int]], spans: list[tuple[int, int]],

@@ -5,7 +5,8 @@ Each control token is a single added token of the tokenizer. The display format 
 paper (`<search><region></search>`, `<information>…</information>`); the string a tokenizer
 holds for a role may differ from its display string where a backbone already uses that string
 for something else (LLaVA's image placeholder is `<image>`, so the image-query payload is
-registered under another vocabulary string there).
+registered under another vocabulary string there). `DISPLAY` is the one spelling of the
+display tags; `pixsearch.turns` writes and reads the display grammar with it.
 
 Untrusted text (questions, retrieved documents) is passed through `escape` before it is
 tokenised, so a literal `<search>` in it can never become a control token.

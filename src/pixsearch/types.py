@@ -2,7 +2,7 @@
 
 These dataclasses are the project's shared vocabulary. The decode loop produces them, the
 retriever consumes and returns them, and the CLI, the HTTP server and the evaluation logs all
-serialise the same `Trace` (see DESIGN.md, "Contracts").
+serialise the same `Trace` (see the README, "Contracts").
 """
 
 from __future__ import annotations
@@ -134,6 +134,12 @@ class Trace:
     n_forced: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     stop_reason: str = ""  # "eos", "max_new_tokens"
+    # log-probabilities of the answer tokens after the last evidence block (abstention signal)
+    lm_logprobs: list[float] = field(default_factory=list)
+    p_correct: float | None = None  # calibrated confidence (`pixsearch/abstention.py`), if any
+    abstain_threshold: float | None = None  # the policy's threshold, when one was applied
+    abstained: bool = False  # the answer was replaced by the abstention message
+    raw_answer: str | None = None  # what the model wrote before abstaining
 
     @property
     def n_searches(self) -> int:

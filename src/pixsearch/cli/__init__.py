@@ -12,20 +12,15 @@ import importlib
 import sys
 
 # verb module names, in the order `pixsearch --help` lists them
-VERBS = ("ask", "index", "world", "construct", "train", "eval", "serve", "demo")
+VERBS = ("ask", "index", "world", "train", "eval", "serve", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixsearch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb in VERBS:
-        try:
-            module = importlib.import_module(f"{__name__}.{verb}")
-        except ModuleNotFoundError as e:
-            if e.name == f"{__name__}.{verb}":
-                continue  # verb not present in this build
-            raise
-        module.register(sub)
+        # in-tree verbs: a module that fails to import is a bug, so no guard here
+        importlib.import_module(f"{__name__}.{verb}").register(sub)
     return parser
 
 

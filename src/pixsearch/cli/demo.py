@@ -13,10 +13,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pixsearch.decode.config import DecodeConfig
-from pixsearch.decode.predictor import Predictor, pixsearch_home
-
-from .show import print_answer, save_overlays
+from pixsearch import paths
+from pixsearch.cli.show import print_answer, save_overlays
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +35,8 @@ def ensure_world(world: Path, scale: str, console: Console) -> Path:
     """Build the benchmark world (and its index) unless it is already there."""
     if (world / "index").is_dir() and (world / "test.jsonl").exists():
         return world
-    from pixsearch.data.config import WorldConfig
-    from pixsearch.data.world import build_world
+    from pixsearch.world.build import build_world
+    from pixsearch.world.config import WorldConfig
 
     console.print(f"[bold]Building the benchmark world[/] ({scale}) in {world} …")
     build_world(world, WorldConfig.preset(scale))
@@ -58,8 +56,11 @@ def pick_records(world: Path, split: str, n: int) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pixsearch.decode.config import DecodeConfig
+    from pixsearch.predictor import Predictor
+
     console = Console()
-    world = ensure_world(args.world or pixsearch_home() / "world", args.scale, console)
+    world = ensure_world(args.world or paths.world_dir(), args.scale, console)
     predictor = Predictor.load(args.model, str(world / "index"), DecodeConfig())
     args.out.mkdir(parents=True, exist_ok=True)
     traces = []

@@ -2,9 +2,11 @@
 
     pixsearch eval run --data WORLD_DIR|FILE.jsonl --split test --model tiny --mode full \\
         [--max-searches B] [--modalities region,text] [--top-k K] [--limit N] [--workers N] \\
-        [--judge rule|openai|none --judge-url URL --judge-model NAME] --out RUN_DIR
+        [--judge rule|openai|none --judge-url URL --judge-model NAME] --out RUN_DIR \\
+        [decode.temperature=0.7 decode.evidence_max_words=60 ...]
     pixsearch eval report RUN_DIR... --out DIR
     pixsearch eval sweep --data ... --model ... --out DIR   (modes, budgets, query types)
+    pixsearch eval calibrate --run VAL_RUN_DIR [--model CHECKPOINT_DIR | --dry-run]
 """
 
 from __future__ import annotations
@@ -13,17 +15,13 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from pixsearch.config import from_dict, load, merge, parse_overrides, to_dict
+from pixsearch.cli.options import add_decode_flags, decode_flags, search_budget
+from pixsearch.config import apply_overrides, from_dict, load, merge, to_dict
 from pixsearch.eval.modes import MODES
 from pixsearch.eval.runner import EvalConfig, run_eval
+from pixsearch.types import MODALITIES
 
 SWEEP_BUDGETS = (0, 1, 2, 3, 4, None)
-
-
-def _budget(text: str) -> int | None:
-    if text.lower() in ("none", "unbounded", "inf", "∞"):
-        return None
-    return int(text)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -34,8 +32,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model preset or checkpoint folder (default mini)")
     p.add_argument("--index", help="knowledge-index folder or search-server URL "
                                    "(default: <world>/index)")
-    p.add_argument("--top-k", type=int, help="hits per search (and k of recall@k)")
-    p.add_argument("--max-new-tokens", type=int)
+    add_decode_flags(p, ("--max-new-tokens", "--top-k", "--temperature"))
     p.add_argument("--limit", type=int, help="evaluate the first N records only")
     p.add_argument("--workers", type=int, help="parallel workers (processes)")
     p.add_argument("--ray", action="store_true", default=None,
@@ -46,7 +43,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline-select", choices=("saliency", "retrieval"))
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("overrides", nargs="*", help="EvalConfig key=value overrides")
+    p.add_argument("overrides", nargs="*", help="EvalConfig key=value overrides, e.g. "
+                                                "decode.temperature=0.7 limit=20")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,8 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = esub.add_parser("run", help="answer, score and report one evaluation run")
     _common(r)
     r.add_argument("--mode", choices=MODES)
-    r.add_argument("--max-searches", type=_budget, help="search budget B (or 'unbounded')")
-    r.add_argument("--modalities", help="allowed query types, e.g. region,text")
+    add_decode_flags(r, ("--max-searches", "--modalities"))
     r.set_defaults(func=run)
     rep = esub.add_parser("report", help="combine run folders into the paper's tables")
     rep.add_argument("runs", nargs="+", type=Path, help="run folders (with scores.json)")
@@ -68,20 +65,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--budgets", default=",".join(
         "unbounded" if b is None else str(b) for b in SWEEP_BUDGETS))
     s.set_defaults(func=sweep)
+    c = esub.add_parser("calibrate", help="fit the abstention policy on a validation run and "
+                                          "save it with the model")
+    c.add_argument("--run", required=True, type=Path, help="run folder of `eval run` on val")
+    c.add_argument("--model", type=Path, default=None,
+                   help="checkpoint folder to write the policy into (default: the checkpoint "
+                        "the run used)")
+    c.add_argument("--l2", type=float, default=1.0, help="L2 strength of the logistic fit")
+    c.add_argument("--dry-run", action="store_true", help="fit and report; write no model")
+    c.set_defaults(func=calibrate)
 
 
-_FLAGS = ("data", "split", "format", "model", "index", "top_k", "max_new_tokens", "limit",
-          "workers", "ray", "judge", "judge_url", "judge_model", "pipeline_select", "progress",
-          "mode", "modalities")
+_FLAGS = ("data", "split", "format", "model", "index", "limit", "workers", "ray", "judge",
+          "judge_url", "judge_model", "pipeline_select", "progress", "mode")
 
 
 def eval_config(args: argparse.Namespace) -> EvalConfig:
-    """EvalConfig: YAML ← flags ← key=value overrides."""
+    """EvalConfig: YAML ← flags (decode flags write into `decode`) ← key=value overrides."""
     flags = {k: getattr(args, k) for k in _FLAGS if getattr(args, k, None) is not None}
-    if "max_searches" in vars(args) and args.max_searches is not None:
-        flags["max_searches"] = args.max_searches
+    flags["decode"] = decode_flags(args)
     base = to_dict(load(EvalConfig, args.config)) if args.config else {}
-    data = merge(merge(base, flags), parse_overrides(args.overrides))
+    data = apply_overrides(EvalConfig, merge(base, flags), list(args.overrides))
     data["out"] = str(args.out)
     cfg = from_dict(EvalConfig, data)
     if not cfg.data:
@@ -117,13 +121,18 @@ def sweep_configs(cfg: EvalConfig, budgets: tuple[int | None, ...]) -> dict[str,
     """The runs of a sweep by sub-folder name: every mode, every budget of the full mode, and
     the full mode without each query type."""
     root = Path(cfg.out)
-    full = replace(cfg, mode="full", max_searches=None, modalities=("region", "image", "text"))
+    full = replace(cfg, mode="full",
+                   decode=replace(cfg.decode, max_searches=None, modalities=MODALITIES))
+
+    def with_decode(**changes) -> EvalConfig:
+        return replace(full, decode=replace(full.decode, **changes))
+
     runs = {f"mode_{m}": replace(full, mode=m) for m in MODES}
     for b in budgets:
         if b is not None:  # the unbounded budget is mode_full itself
-            runs[f"budget_{b}"] = replace(full, max_searches=b)
-    for m in full.modalities:
-        runs[f"no_{m}"] = replace(full, modalities=tuple(x for x in full.modalities if x != m))
+            runs[f"budget_{b}"] = with_decode(max_searches=b)
+    for m in MODALITIES:
+        runs[f"no_{m}"] = with_decode(modalities=tuple(x for x in MODALITIES if x != m))
     return {name: replace(c, out=str(root / name)) for name, c in runs.items()}
 
 
@@ -131,11 +140,34 @@ def sweep(args: argparse.Namespace) -> int:
     from pixsearch.eval.report import combine_runs
 
     cfg = eval_config(args)
-    budgets = tuple(_budget(b) for b in args.budgets.split(",") if b)
+    budgets = tuple(search_budget(b) for b in args.budgets.split(",") if b)
     runs = sweep_configs(cfg, budgets)
     for name, sub in runs.items():
         print(f"[sweep] {name}")
         print(_summary(sub, run_eval(sub)))
     combine_runs([c.out for c in runs.values()], Path(cfg.out) / "report")
     print(f"report: {Path(cfg.out) / 'report' / 'report.md'}")
+    return 0
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from pixsearch.eval.abstention import calibrate_run, write_policy
+    from pixsearch.eval.plots import plot_risk_coverage
+    from pixsearch.predictor import model_path
+
+    policy, curve, cfg = calibrate_run(args.run, args.l2)
+    at = min(curve, key=lambda p: abs(p["threshold"] - policy.threshold))
+    never = next(p for p in curve if p["threshold"] == 0.0)
+    (args.run / "calibration.json").write_text(json.dumps(
+        {"policy": to_dict(policy), "curve": curve}, indent=2))
+    plot_risk_coverage(curve, args.run / "risk_coverage_calibration.png", policy.threshold)
+    print(f"threshold {policy.threshold:.3f} on {policy.fitted_on}: truthfulness "
+          f"{100 * never['truthfulness']:.1f}% → {100 * at['truthfulness']:.1f}%, coverage "
+          f"{100 * at['coverage']:.1f}% (in-sample; measure it on test)")
+    if args.dry_run:
+        return 0
+    target = args.model or model_path(cfg["model"])
+    print(f"policy written to {write_policy(target, policy)}")
     return 0

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pixsearch.config import load
-from pixsearch.decode.config import DecodeConfig
-from pixsearch.decode.predictor import Predictor, load_search
-
-from .ask import default_index
+from pixsearch.cli.options import add_decode_flags, decode_config, default_index
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,12 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="serve only the index as a search API (POST /search)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("overrides", nargs="*", help="DecodeConfig key=value overrides")
+    add_decode_flags(p, config_file=True)
+    p.add_argument("overrides", nargs="*", help="DecodeConfig key=value overrides (the "
+                                                "server's defaults; requests may override some)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from pixsearch.predictor import Predictor, load_search
 
     index = default_index(args.index)
     if args.search_only:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from pixsearch.serve.app import create_app
 
-        cfg = load(DecodeConfig, None, list(args.overrides))
+        cfg = decode_config(args, list(args.overrides))
         app = create_app(Predictor.load(args.model, index, cfg), name=args.model)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0

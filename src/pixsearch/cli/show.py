@@ -20,6 +20,10 @@ def print_answer(answer: Answer, console: Console | None = None, hits: int = 3) 
     console.print(f"[dim]{tr.n_generated} generated + {tr.n_forced} evidence tokens, "
                   f"{tr.n_searches} search(es), stop: {tr.stop_reason}, "
                   f"{tr.timings.get('total', 0.0):.2f}s[/]")
+    if tr.p_correct is not None:
+        console.print(f"[dim]confidence {tr.p_correct:.2f}[/]" + (
+            f" [yellow]abstained (threshold {tr.abstain_threshold:.2f}); the model wrote:[/] "
+            f"{tr.raw_answer}" if tr.abstained else ""))
     for step in tr.steps:
         what = step.query_text if step.modality == "text" else (
             f"crop box {step.box}" if step.modality == "region" else "whole image")

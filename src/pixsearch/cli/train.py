@@ -24,39 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restart", action="store_true",
                    help="ignore out/checkpoint-last and start over (the old one is replaced)")
     p.add_argument("overrides", nargs="*",
-                   help="TrainConfig key=value overrides, e.g. stages.0.steps=10 out=runs/x")
+                   help="TrainConfig key=value overrides, e.g. stages.0.steps=10 out=runs/x "
+                        "(a number picks a list item)")
     p.set_defaults(func=run)
-
-
-def _stage_overrides(items: list[str]) -> tuple[list[str], dict[int, list[str]]]:
-    """Split `stages.<i>.field=value` overrides (lists cannot be deep-merged) from the rest."""
-    rest, per_stage = [], {}
-    for item in items:
-        key = item.split("=", 1)[0]
-        parts = key.split(".")
-        if len(parts) >= 3 and parts[0] == "stages" and parts[1].isdigit():
-            per_stage.setdefault(int(parts[1]), []).append(".".join(parts[2:]) + item[len(key):])
-        else:
-            rest.append(item)
-    return rest, per_stage
-
-
-def train_config(path: Path, overrides: list[str]) -> TrainConfig:
-    """Load a config with overrides; `stages.<i>.<field>=v` edits one stage."""
-    from pixsearch.config import from_dict, merge, parse_overrides, to_dict
-    from pixsearch.train.config import StageConfig
-
-    rest, per_stage = _stage_overrides(overrides)
-    cfg = load(TrainConfig, path, rest)
-    if per_stage:
-        stages = []
-        for i, s in enumerate(cfg.stages):
-            data = merge(to_dict(s), parse_overrides(per_stage.pop(i, [])))
-            stages.append(from_dict(StageConfig, data, f"stages[{i}]"))
-        if per_stage:
-            raise SystemExit(f"no stage(s) {sorted(per_stage)}: the config has {len(cfg.stages)}")
-        cfg = from_dict(TrainConfig, {**to_dict(cfg), "stages": [to_dict(s) for s in stages]})
-    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from pixsearch.train.config import resolve_path
     from pixsearch.train.trainer import Trainer
 
-    cfg = train_config(args.config, list(args.overrides))
+    cfg = load(TrainConfig, args.config, list(args.overrides))
     if args.restart:
         for name in ("checkpoint-last", "checkpoint-last.old"):
             shutil.rmtree(resolve_path(cfg.out) / name, ignore_errors=True)

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-from pixsearch.config import from_dict, merge, parse_overrides, to_dict
-from pixsearch.data.config import WorldConfig
-
-
-def _default_out() -> Path:
-    home = Path(os.environ.get("PIXSEARCH_HOME", Path.home() / ".cache" / "pixsearch"))
-    return home / "world"
+from pixsearch import paths
+from pixsearch.config import apply_overrides, from_dict, to_dict
+from pixsearch.world.config import WorldConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,14 +30,14 @@ def world_config(args: argparse.Namespace) -> WorldConfig:
     """The preset of `--scale`, then `--seed`, then key=value overrides."""
     base = to_dict(WorldConfig.preset(args.scale))
     items = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
-    return from_dict(WorldConfig, merge(base, parse_overrides(items)))
+    return from_dict(WorldConfig, apply_overrides(WorldConfig, base, items))
 
 
 def run(args: argparse.Namespace) -> int:
-    from pixsearch.data.world import build_world
+    from pixsearch.world.build import build_world
 
     cfg = world_config(args)
-    out = args.out or _default_out()
+    out = args.out or paths.world_dir()
     t0 = time.perf_counter()
     by_split = build_world(out, cfg, progress=not args.no_progress)
     counts = ", ".join(f"{s} {len(r)}" for s, r in by_split.items())

@@ -1,127 +1,78 @@
-"""The world's knowledge base: entity cards, fact passages and entity images, in engine format.
+"""The knowledge-base format: documents and the images linked to them, as JSON Lines.
 
-Per country: one entity card (short, what image search returns — like CRAG-MM's entity with
-attributes) and one passage per fact group (what text search returns). Images: the flag and,
-where the GeoJSON exists, the outline, both linked to the card. Written as
-`kb/docs.jsonl` and `kb/images/images.jsonl` + PNGs, the input of `pixsearch index build`.
+    DOCS.jsonl           one `Document` a line: {"id", "title", "text", "entity", "kind"}
+    IMAGES/images.jsonl  one `KBImage` a line: {"id", "path", "doc_id"}, paths relative to IMAGES
+
+A knowledge-base folder (what `pixsearch world build` writes under `kb/`) holds `docs.jsonl`
+and `images/`. `pixsearch index build --docs DOCS.jsonl --images IMAGES` indexes any such pair.
+The readers are strict: unknown fields, missing fields, wrong types and duplicate ids are
+errors that name the file and the line.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
-from tqdm import tqdm
-
-from pixsearch.data.countries import Country
-from pixsearch.data.flags import render_flag
-from pixsearch.data.outlines import render_outline
+from pixsearch.data.jsonl import FormatError, check_fields, parse_rows, write_rows
 from pixsearch.types import Document, KBImage
 
-# fact group -> text-search query the gold trajectories write for it
-FACT_QUERIES: dict[str, str] = {
-    "capital": "capital of {name}", "population": "population of {name}",
-    "area": "area of {name}", "region": "region of {name}",
-    "languages": "languages of {name}", "currency": "currency of {name}",
-    "calling": "calling code of {name}", "borders": "countries bordering {name}",
-    "timezones": "time zone of {name}", "people": "demonym of {name}",
-}
+DOCS_FILE = "docs.jsonl"
+IMAGES_DIR = "images"
+IMAGE_MANIFEST = "images.jsonl"
+
+T = TypeVar("T", Document, KBImage)
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def _parser(cls: type[T]):
+    """Row → `cls`, rejecting fields the format does not have."""
+
+    def parse(row: dict[str, Any]) -> T:
+        label = f"{cls.__name__} {row['id']!r}" if isinstance(row.get("id"), str) else cls.__name__
+        own, rest = check_fields(cls, row, label)
+        if rest:
+            raise ValueError(f"{label}: unknown field(s) {sorted(rest)} "
+                             f"(fields: {sorted(cls.__dataclass_fields__)})")
+        return cls(**own)
+
+    return parse
 
 
-def card_id(code: str) -> str:
-    return f"{code}:card"
+def _unique(path: Path, items: list[T], what: str) -> list[T]:
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise FormatError(f"{path}: duplicate {what} id {item.id!r}")
+        seen.add(item.id)
+    return items
 
 
-def passage_id(code: str, fact: str) -> str:
-    return f"{code}:{fact}"
+def read_documents(path: str | Path) -> list[Document]:
+    """The documents of a JSONL file (ids unique)."""
+    return _unique(Path(path), parse_rows(path, _parser(Document), "documents"), "document")
 
 
-def entity_card(c: Country) -> Document:
-    """The short card image search returns: the entity and a few identifying attributes."""
-    # The title already names the entity (evidence lines read "[1] Title: text").
-    text = (f"Country in {c.subregion or c.region}. Capital: {c.capital}. "
-            f"Flag colours: {', '.join(c.colours)}.")
-    return Document(id=card_id(c.code), title=c.name, text=text, entity=c.code, kind="card")
+def read_images(images_dir: str | Path) -> list[KBImage]:
+    """The KB images listed in `images_dir/images.jsonl` (ids unique)."""
+    manifest = Path(images_dir) / IMAGE_MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} does not exist: an image folder needs an "
+                                f"{IMAGE_MANIFEST} with one {{id, path, doc_id}} object a line")
+    return _unique(manifest, parse_rows(manifest, _parser(KBImage), "image manifest"), "image")
 
 
-def _fact_texts(c: Country) -> dict[str, str]:
-    n = c.name
-    facts = {
-        "capital": f"The capital of {n} is {c.capital}.",
-        "population": f"{n} has a population of {c.population:,} people.",
-        "area": f"{n} has an area of {c.area:,.0f} square kilometres.",
-        "region": f"{n} is in {c.region}, in the subregion {c.subregion}.",
-        "borders": (f"{n} borders {_join(c.borders)}." if c.borders
-                    else f"{n} has no land borders with other countries."),
-        "people": f"People from {n} are called {c.demonym}. Its native name is {c.native_name}."
-        if c.demonym and c.native_name else "",
-    }
-    if c.languages:
-        facts["languages"] = f"The languages of {n} are {_join(c.languages)}." if len(
-            c.languages) > 1 else f"The language of {n} is {c.languages[0]}."
-    if c.currencies:
-        facts["currency"] = f"The currency of {n} is the {_join(c.currencies)}."
-    if c.calling_codes:
-        facts["calling"] = (f"The international calling code of {n} is +{c.calling_codes[0]}. "
-                            f"Its internet domain is {', '.join(c.tld)}.")
-    if c.timezones:
-        facts["timezones"] = f"{n} uses the time zone {_join(c.timezones[:4])}." + (
-            f" ({len(c.timezones)} zones in all.)" if len(c.timezones) > 4 else "")
-    return {k: v for k, v in facts.items() if v}
+def read_kb(kb_dir: str | Path) -> tuple[list[Document], list[KBImage]]:
+    """The documents and images of a knowledge-base folder (`docs.jsonl`, `images/`)."""
+    kb_dir = Path(kb_dir)
+    return read_documents(kb_dir / DOCS_FILE), read_images(kb_dir / IMAGES_DIR)
 
 
-def fact_passages(c: Country) -> list[Document]:
-    """One passage per fact group; the title names the country and the fact."""
-    return [Document(id=passage_id(c.code, k), title=f"{c.name} — {k}", text=t, entity=c.code,
-                     kind="passage") for k, t in _fact_texts(c).items()]
+def write_documents(path: str | Path, docs: list[Document]) -> None:
+    """Write documents as JSONL."""
+    write_rows(path, (asdict(d) for d in docs))
 
 
-def build_documents(countries: list[Country]) -> list[Document]:
-    """Cards and passages of every country given (only the countries in the KB)."""
-    return [d for c in countries for d in (entity_card(c), *fact_passages(c))]
-
-
-def write_kb(countries: list[Country], kb_dir: Path, image_size: int = 160
-             ) -> tuple[list[Document], list[KBImage]]:
-    """Write `kb_dir/docs.jsonl`, `kb_dir/images/*.png` and `kb_dir/images/images.jsonl`."""
-    img_dir = kb_dir / "images"
-    img_dir.mkdir(parents=True, exist_ok=True)
-    docs = build_documents(countries)
-    images: list[KBImage] = []
-    for c in tqdm(countries, desc="kb images", leave=False):
-        render_flag(c.code, image_size).save(img_dir / f"{c.code}_flag.png")
-        images.append(KBImage(id=f"{c.code}_flag", path=f"{c.code}_flag.png", doc_id=card_id(c.code)))
-        if c.geojson is not None:
-            render_outline(c.geojson, image_size).save(img_dir / f"{c.code}_outline.png")
-            images.append(KBImage(id=f"{c.code}_outline", path=f"{c.code}_outline.png",
-                                  doc_id=card_id(c.code)))
-    _write_jsonl(kb_dir / "docs.jsonl", [asdict(d) for d in docs])
-    _write_jsonl(img_dir / "images.jsonl", [asdict(i) for i in images])
-    return docs, images
-
-
-def read_documents(kb_dir: Path) -> list[Document]:
-    """The documents `write_kb` wrote (`kb_dir/docs.jsonl`)."""
-    path = Path(kb_dir) / "docs.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"no knowledge base at {path}; build the world with "
-                                "`pixsearch world build`")
-    return [Document(**json.loads(line)) for line in path.open()]
-
-
-def read_kb(kb_dir: Path) -> tuple[list[Document], list[KBImage]]:
-    """Read back what `write_kb` wrote."""
-    docs = read_documents(kb_dir)
-    imgs = [KBImage(**json.loads(line)) for line in (kb_dir / "images" / "images.jsonl").open()]
-    return docs, imgs
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+def write_images(images_dir: str | Path, images: list[KBImage]) -> None:
+    """Write the image manifest `images_dir/images.jsonl` (the PNGs are the caller's)."""
+    write_rows(Path(images_dir) / IMAGE_MANIFEST, (asdict(i) for i in images))

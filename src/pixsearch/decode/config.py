@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ..types import MODALITIES
+from pixsearch.abstention import AbstentionConfig
+from pixsearch.retrieval.evidence import EvidenceConfig
+from pixsearch.types import MODALITIES
 
 
 @dataclass
@@ -17,8 +19,9 @@ class DecodeConfig:
             "no search" baseline). Once spent, `<search>` can no longer be generated.
         modalities: query types the model may use ("region", "image", "text"); a forbidden
             payload token is masked out of the logits (the paper's Table 6 ablation).
-        top_k: number of hits retrieved per search.
-        evidence_max_words: word budget of one `<information>` block.
+        top_k: number of hits retrieved per search; None = the model's own (the
+            `EvidenceConfig` it was trained with, saved in its config).
+        evidence_max_words: word budget of one `<information>` block; None = the model's own.
         max_payload_tokens: a text query longer than this is closed by force.
         temperature: 0 is greedy decoding; > 0 samples.
         top_p: nucleus sampling threshold (only when sampling).
@@ -27,19 +30,24 @@ class DecodeConfig:
         region_components: "largest" keeps the largest connected component of a predicted
             region mask before cropping (SAM-style post-processing: a mask that spills onto a
             second object would give a crop spanning both); "all" keeps the mask as predicted.
+        abstain: apply the model's calibrated abstention policy (answer "I don't know" below
+            its threshold); None = as the model's config says (on once it is calibrated).
+        abstain_threshold: replace the model's calibrated threshold (None = the model's own).
     """
 
     max_new_tokens: int = 128
     max_searches: int | None = None
     modalities: tuple[str, ...] = MODALITIES
-    top_k: int = 3
-    evidence_max_words: int = 80
+    top_k: int | None = None
+    evidence_max_words: int | None = None
     max_payload_tokens: int = 24
     temperature: float = 0.0
     top_p: float = 1.0
     sample_top_k: int = 0
     seed: int | None = 0
     region_components: str = "largest"
+    abstain: bool | None = None
+    abstain_threshold: float | None = None
 
     def __post_init__(self) -> None:
         bad = set(self.modalities) - set(MODALITIES)
@@ -52,3 +60,25 @@ class DecodeConfig:
             raise ValueError("max_searches must be >= 0 or None (unbounded)")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        if any(v is not None and v < 1 for v in (self.top_k, self.evidence_max_words)):
+            raise ValueError("top_k and evidence_max_words must be >= 1 or None (the model's)")
+        if self.abstain_threshold is not None and not 0 <= self.abstain_threshold <= 1:
+            raise ValueError("abstain_threshold must be in [0, 1] or None (the model's)")
+
+    def evidence(self, model: EvidenceConfig) -> EvidenceConfig:
+        """The evidence budget to decode with: `model`'s (the one it was trained with), with
+        `top_k` / `evidence_max_words` replacing its fields where they are set."""
+        return EvidenceConfig(model.top_k if self.top_k is None else self.top_k,
+                              model.max_words if self.evidence_max_words is None
+                              else self.evidence_max_words)
+
+    def abstention(self, model: AbstentionConfig) -> AbstentionConfig:
+        """The abstention policy to decode with: `model`'s calibrated one, switched on or off by
+        `abstain` and with `abstain_threshold` replacing its threshold where they are set."""
+        if self.abstain and not model.weights:
+            raise ValueError("abstain=True needs a calibrated model: run `pixsearch eval "
+                             "calibrate --run VAL_RUN --model DIR` on a validation run first")
+        return replace(model,
+                       enabled=model.enabled if self.abstain is None else self.abstain,
+                       threshold=(model.threshold if self.abstain_threshold is None
+                                  else self.abstain_threshold))

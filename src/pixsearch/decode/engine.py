@@ -9,6 +9,13 @@ as this happens; `Engine.answer` returns the final `Answer` with its `Trace`.
 Baselines that decide the query themselves (text question, whole image, a modular segmenter)
 pass `forced_queries`: each is written as `<search>…</search>` + evidence before free decoding,
 so the model sees them exactly as if it had asked.
+
+Hits per search and the evidence word budget are the model's own (the `EvidenceConfig` saved
+in its config, i.e. what it was trained with) unless the `DecodeConfig` sets `top_k` /
+`evidence_max_words`; `_AnswerRun` resolves them once per answer. The same holds for the abstention
+policy (`pixsearch/abstention.py`): the engine records the log-probabilities of the answer
+tokens, scores the finished trace, and replaces an answer below the model's calibrated
+threshold by "I don't know." (the model's words are kept in the trace).
 """
 
 from __future__ import annotations
@@ -18,15 +25,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
+import torch
 from PIL import Image
 
-from ..masks import largest_component, mask_box, mask_to_rle
-from ..model.interface import DecodeSession, SearchLM
-from ..retrieval.api import SearchAPI
-from ..retrieval.evidence import format_evidence
-from ..types import Answer, Query, SearchStep, Trace
-from .config import DecodeConfig
-from .events import (
+from pixsearch.abstention import AbstentionConfig, confidence_features
+from pixsearch.decode.config import DecodeConfig
+from pixsearch.decode.events import (
     DoneEvent,
     Event,
     EvidenceEvent,
@@ -36,9 +40,14 @@ from .events import (
     SearchStarted,
     TokenEvent,
 )
-from .sampling import Sampler
-from .state import Payload, SearchStateMachine
-from .text import DisplayText
+from pixsearch.decode.sampling import Sampler
+from pixsearch.decode.state import Payload, SearchStateMachine
+from pixsearch.decode.text import DisplayText
+from pixsearch.masks import largest_component, mask_box, mask_to_rle
+from pixsearch.model.interface import DecodeSession, SearchLM
+from pixsearch.retrieval.api import SearchAPI
+from pixsearch.retrieval.evidence import EvidenceConfig
+from pixsearch.types import Answer, Query, SearchStep, Trace
 
 
 class Engine:
@@ -71,7 +80,7 @@ class Engine:
         t_start = time.perf_counter()
         prompt = self.model.renderer.prompt(question, image is not None)
         session, logits = self.model.start(prompt, image)
-        run = _Run(self.model, cfg, self.constrained, session, image)
+        run = _AnswerRun(self.model, cfg, self.constrained, session, image)
         run.trace.timings["prompt_prefill"] = time.perf_counter() - t_start
         for query in forced_queries or []:
             logits = yield from run.forced_search(query, self._search)
@@ -83,17 +92,21 @@ class Engine:
             if token == tok.eos_token_id:
                 run.trace.stop_reason = "eos"
                 break
+            logprob = float(torch.log_softmax(logits.detach().float().reshape(-1), -1)[token])
             logits = session.extend([token])
             transition = run.sm.feed(token)
+            if transition.kind == "text":
+                run.trace.lm_logprobs.append(logprob)
             yield TokenEvent(token, run.text.add(token, transition.kind),
                              self.model.tokens.display(token) is not None)
             if transition.payload is not None:
                 logits = yield from run.payload_search(transition.payload, self._search, logits)
         yield from run.finish()
+        text = run.judge_confidence(run.text.answer)
         run.trace.timings["total"] = time.perf_counter() - t_start
-        yield DoneEvent(Answer(text=run.text.answer, trace=run.trace, masks=run.masks))
+        yield DoneEvent(Answer(text=text, trace=run.trace, masks=run.masks))
 
-    def _search(self, run: _Run, payload: Payload, step: SearchStep,
+    def _search(self, run: _AnswerRun, payload: Payload, step: SearchStep,
                 query: Query | None = None) -> Iterator[Event]:
         """Make the query (unless given), retrieve, and set `step.evidence`."""
         yield SearchStarted(step.index, step.modality, step.query_text)
@@ -109,14 +122,14 @@ class Engine:
             raise RuntimeError("the model asked for a search but the engine has no search API; "
                                "pass an index (e.g. --index DIR) or set max_searches=0")
         t0 = time.perf_counter()
-        step.hits = self.search_api.search(query, run.cfg.top_k)
+        step.hits = self.search_api.search(query, run.evidence.top_k)
         step.timings["retrieve"] = time.perf_counter() - t0
         yield HitsEvent(step.index, step.hits)
-        evidence = format_evidence(step.hits, run.cfg.evidence_max_words)
+        evidence = run.evidence.format(step.hits)
         step.evidence = evidence.text
         yield EvidenceEvent(step.index, evidence)
 
-    def _query(self, run: _Run, payload: Payload, step: SearchStep) -> Query | str:
+    def _query(self, run: _AnswerRun, payload: Payload, step: SearchStep) -> Query | str:
         """The retrieval query of a payload, or a reason why there is none."""
         if payload.modality == "text":
             return Query("text", text=payload.text)
@@ -135,13 +148,29 @@ class Engine:
         return Query("region", image=run.image, mask=mask)
 
 
-class _Run:
+def saved_evidence(model: SearchLM) -> EvidenceConfig:
+    """The evidence budget `model` was trained with (its config's `evidence`); models without
+    one (scripted test models, external `SearchLM`s) get the default."""
+    evidence = getattr(getattr(model, "cfg", None), "evidence", None)
+    return evidence if isinstance(evidence, EvidenceConfig) else EvidenceConfig()
+
+
+def saved_abstention(model: SearchLM) -> AbstentionConfig:
+    """The abstention policy calibrated for `model` (its config's `abstention`); models without
+    one get a disabled, uncalibrated policy."""
+    policy = getattr(getattr(model, "cfg", None), "abstention", None)
+    return policy if isinstance(policy, AbstentionConfig) else AbstentionConfig()
+
+
+class _AnswerRun:
     """State of one answer in progress: session, state machine, sampler, text and trace."""
 
     def __init__(self, model: SearchLM, cfg: DecodeConfig, constrained: bool,
                  session: DecodeSession, image: Image.Image | None) -> None:
         tok = model.renderer.tokenizer
         self.model, self.cfg, self.session, self.image = model, cfg, session, image
+        self.evidence = cfg.evidence(saved_evidence(model))
+        self.abstention = cfg.abstention(saved_abstention(model))
         self.sm = SearchStateMachine(model.tokens, cfg, constrained, lambda ids: tok.decode(ids))
         self.sample = Sampler(cfg)
         self.trace = Trace(stop_reason="max_new_tokens")
@@ -167,6 +196,7 @@ class _Run:
         step.timings["prefill"] = time.perf_counter() - t0
         self.trace.n_forced += len(forced)
         self.text.add_information(step.evidence)
+        self.trace.lm_logprobs = []  # confidence is about what is written after the evidence
         return logits
 
     def payload_search(self, payload: Payload, search, logits):
@@ -184,9 +214,8 @@ class _Run:
         ids = self.model.renderer.search_call(query.modality, query.text or "")
         self.session.extend(ids)
         self.trace.n_forced += len(ids)
-        for i in ids:
-            kind = "text" if self.model.tokens.display(i) is None else "control"
-            self.text.add(i, "payload" if kind == "text" else kind)
+        for i in ids:  # control ids are told apart by id in `DisplayText.add`
+            self.text.add(i, "payload")
         payload = Payload(query.modality, ids, query.text or "")
         step = self.new_step(payload)
         yield from search(self, payload, step, query)
@@ -199,3 +228,15 @@ class _Run:
             step.skipped = unclosed.problem
             yield SearchSkipped(step)
         self.trace.display = self.text.display
+
+    def judge_confidence(self, answer: str) -> str:
+        """Score the finished answer with a calibrated policy; the text to return."""
+        policy = self.abstention
+        if not policy.weights:
+            return answer
+        self.trace.p_correct = policy.p_correct(confidence_features(self.trace))
+        self.trace.abstain_threshold = policy.threshold if policy.enabled else None
+        if policy.enabled and self.trace.p_correct < policy.threshold:
+            self.trace.raw_answer, self.trace.abstained = answer, True
+            return policy.message
+        return answer

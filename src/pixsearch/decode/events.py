@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Answer, Evidence, Hit, Modality, SearchStep
+from pixsearch.types import Answer, Evidence, Hit, Modality, SearchStep
 
 
 @dataclass
@@ -68,7 +68,7 @@ def event_to_dict(event: Event) -> dict:
     """JSON-safe view of an event (masks as COCO RLE) for streams and logs."""
     from dataclasses import asdict
 
-    from ..masks import mask_to_rle
+    from pixsearch.masks import mask_to_rle
 
     name = type(event).__name__
     if isinstance(event, DoneEvent):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import DecodeConfig
+from pixsearch.decode.config import DecodeConfig
 
 
 class Sampler:

@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Literal
 
-from ..tokens import TokenTable
-from ..types import Modality
-from .config import DecodeConfig
+from pixsearch.decode.config import DecodeConfig
+from pixsearch.tokens import TokenTable
+from pixsearch.types import Modality
 
 
 class Mode(Enum):
@@ -36,11 +37,16 @@ class Payload:
     problem: str | None = None  # set when the search cannot run
 
 
+# what one generated token did to the search state
+TransitionKind = Literal["text", "open", "payload", "close", "stray", "abandoned"]
+
+
 @dataclass
 class Transition:
-    """What one token did: `kind` is text | open | payload | close | stray | abandoned."""
+    """What one token did: answer text, opening a search, part of its payload, closing it, a
+    stray closing tag, or a search abandoned (see `SearchStateMachine.feed`)."""
 
-    kind: str
+    kind: TransitionKind
     payload: Payload | None = None
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..tokens import TokenTable
+from pixsearch.decode.state import TransitionKind
+from pixsearch.tokens import TokenTable
+from pixsearch.turns import Information, to_display
 
 
-class _Run:
+class _Detokenizer:
     """Ids of ordinary tokens since the last control token, decoded incrementally."""
 
     def __init__(self, tokenizer: Any) -> None:
@@ -40,10 +42,10 @@ class DisplayText:
         self.tokens = tokens
         self._display: list[str] = []
         self._answer: list[str] = []
-        self._run = _Run(tokenizer)
-        self._answer_run = _Run(tokenizer)
+        self._run = _Detokenizer(tokenizer)
+        self._answer_run = _Detokenizer(tokenizer)
 
-    def add(self, token_id: int, kind: str) -> str:
+    def add(self, token_id: int, kind: TransitionKind) -> str:
         """Record a generated token; `kind` is the state machine's classification. Returns the
         token's display text."""
         control = self.tokens.display(token_id)
@@ -56,9 +58,9 @@ class DisplayText:
         return self._run.push(token_id)
 
     def add_information(self, evidence: str) -> None:
+        """Record an injected evidence block (written as the `Information` part it is)."""
         self._flush()
-        self._display.append(f"{self.tokens.display(self.tokens.id('info_open'))}{evidence}"
-                             f"{self.tokens.display(self.tokens.id('info_close'))}")
+        self._display.append(to_display([Information(evidence)]))
 
     def _flush(self) -> None:
         self._display.append(self._run.close())

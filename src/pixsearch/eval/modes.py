@@ -4,11 +4,11 @@
 - `no_search`: the budget is 0, the model answers from the image alone;
 - `text_question`: the question itself is the one text query;
 - `whole_image`: the whole image is the one image query;
-- `pipeline`: the modular baseline — region proposals (`pixsearch.eval.pipeline`), the best
+- `pipeline`: the modular baseline — region proposals (`pixsearch.eval.proposals`), the best
   one is the region query.
 
-The baselines choose their query themselves and hand it to the engine as a forced query
-(`Engine.answer(forced_queries=...)`): the model sees `<search>…</search><information>…
+The baselines choose their query themselves and hand it to the predictor as a forced query
+(`Predictor.ask(forced_queries=...)`): the model sees `<search>…</search><information>…
 </information>` exactly as if it had asked, then decodes with `max_searches=0`, so it adds
 no searches of its own.
 """
@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from pixsearch.eval.pipeline import ProposalConfig, propose_regions, rank_by_retrieval
+from pixsearch.eval.proposals import ProposalConfig, propose_regions, rank_by_retrieval
 from pixsearch.retrieval.api import SearchAPI
 from pixsearch.types import Query
 

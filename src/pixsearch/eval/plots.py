@@ -3,6 +3,10 @@
 - `plot_search_patterns`: the paper's Fig. 4 — how many searches a sample gets, and which
   query types (region / image / text) are used, egocentric vs non-egocentric images.
 - `plot_budget_curve`: accuracy against the search budget B (Table 7 as a line plot).
+- `plot_region_overlays`: predicted region masks (red) against gold masks (green) on the image,
+  for the worst region searches of a run.
+- `plot_risk_coverage`: hallucination risk and truthfulness against coverage (the share of
+  questions answered) as a confidence threshold sweeps: how abstention trades answers for trust.
 """
 
 from __future__ import annotations
@@ -91,5 +95,85 @@ def plot_budget_curve(runs: Sequence[tuple[int | None, dict[str, Any]]],
     ax.set_ylim(0, min(1.0, max(0.1, 1.15 * top)))  # accuracy is a share: never below 0
     ax.set_xticks([x_of[b] for b, _ in ordered], [budget_label(b) for b, _ in ordered])
     ax.set(xlabel="search budget B", ylabel="CRAG-MM accuracy", title="Accuracy vs budget")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def plot_region_overlays(cases: Sequence[tuple[Any, Any]], path: str | Path) -> Path:
+    """One panel per (record, trace): the image, the gold mask of the searched entity (green
+    outline + tint) and the model's first region mask (red tint), titled with the IoU."""
+    import numpy as np
+    from PIL import Image
+
+    from pixsearch.masks import rle_to_mask
+
+    plt = _pyplot()
+    n = max(1, len(cases))
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (record, trace) in zip(axes.flat, cases):
+        image = np.asarray(Image.open(record["image_path"]).convert("RGB"), dtype=float) / 255
+        step = next((s for s in trace.steps if s.modality == "region" and s.mask_rle), None)
+        gold = _gold_region_mask(record, rle_to_mask)
+        pred = rle_to_mask(step.mask_rle) if step is not None else np.zeros(image.shape[:2], bool)
+        shown = image.copy()
+        if gold is not None:
+            shown[gold] = 0.55 * shown[gold] + 0.45 * np.array([0.1, 0.9, 0.1])
+        shown[pred] = 0.45 * shown[pred] + 0.55 * np.array([0.95, 0.1, 0.1])
+        y0, y1, x0, x1 = _zoom_box(pred | gold if gold is not None else pred)
+        ax.imshow(shown[y0:y1, x0:x1])
+        if gold is not None:
+            ax.contour(gold[y0:y1, x0:x1], levels=[0.5], colors="lime", linewidths=0.8)
+        iou = (float((gold & pred).sum()) / max(1, int((gold | pred).sum()))
+               if gold is not None else float("nan"))
+        ax.set_title(f"{record['id']}  IoU {iou:.2f}", fontsize=8)
+    fig.suptitle("worst region masks, zoomed: gold (green) vs predicted (red)", fontsize=9)
+    return _save(plt, fig, path)
+
+
+def _zoom_box(mask: Any, margin: float = 0.6, least: int = 96) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) around `mask` with a margin: small entities are what go wrong."""
+    import numpy as np
+
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return 0, h, 0, w
+    cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+    half = max(least / 2, (1 + margin) * max(ys.max() - ys.min(), xs.max() - xs.min()) / 2)
+    y0, x0 = int(max(0, cy - half)), int(max(0, cx - half))
+    return y0, int(min(h, cy + half)), x0, int(min(w, cx + half))
+
+
+def _gold_region_mask(record: Any, decode: Any) -> Any:
+    masks = record.get("masks") or []
+    region = [s for s in record.get("searches") or [] if s.get("type") == "region"]
+    index = region[0].get("entity") if region else record.get("target")
+    if not isinstance(index, int) or not 0 <= index < len(masks):
+        return None
+    return decode(masks[index])
+
+
+def plot_risk_coverage(curve: Sequence[dict[str, float]], path: str | Path,
+                       chosen: float | None = None) -> Path:
+    """Risk (hallucinations among answered questions) and truthfulness against coverage.
+
+    `curve` holds points `{"threshold", "coverage", "risk", "truthfulness"}` (see
+    `pixsearch.eval.abstention.risk_coverage`); `chosen` marks the operating threshold."""
+    plt = _pyplot()
+    pts = sorted(curve, key=lambda p: p["coverage"])
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot([p["coverage"] for p in pts], [p["risk"] for p in pts], label="risk (halluc./answered)")
+    ax.plot([p["coverage"] for p in pts], [p["truthfulness"] for p in pts], label="truthfulness")
+    if chosen is not None:
+        at = min(pts, key=lambda p: abs(p["threshold"] - chosen))
+        ax.scatter([at["coverage"]], [at["truthfulness"]], color="black", zorder=3,
+                   label=f"threshold {chosen:.2f}")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set(xlabel="coverage (share answered)", ylabel="rate", xlim=(0, 1), ylim=(-1, 1),
+           title="Risk–coverage")
     ax.legend(fontsize=8)
     return _save(plt, fig, path)

@@ -35,6 +35,12 @@ class Run:
     scores: dict[str, Any]
 
 
+def decode_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The decode settings of a run's config: its `decode` section (runs saved before the
+    decode config was nested kept `max_searches`, `modalities`, `top_k` at the top level)."""
+    return config.get("decode", config)
+
+
 def load_run(run_dir: str | Path) -> Run:
     """Read `scores.json` (which embeds the run's config) from a run folder."""
     path = Path(run_dir) / "scores.json"
@@ -89,12 +95,13 @@ def _metric_header(label: str) -> list[str]:
 def run_report(scores: dict[str, Any]) -> str:
     """The markdown report of one run."""
     cfg = scores["config"]
-    k = cfg["top_k"]
+    dec = decode_settings(cfg)
+    k = "model" if dec["top_k"] is None else dec["top_k"]
     lines = [f"# Evaluation: {MODE_NAMES.get(cfg['mode'], cfg['mode'])}", "",
              f"- data: `{cfg['data']}` (split {cfg['split']}), model `{cfg['model']}`, "
              f"index `{cfg['index']}`",
-             f"- mode {cfg['mode']}, budget B={budget_label(cfg['max_searches'])}, "
-             f"query types {', '.join(cfg['modalities'])}, top-k {k}, judge {cfg['judge']}",
+             f"- mode {cfg['mode']}, budget B={budget_label(dec['max_searches'])}, "
+             f"query types {', '.join(dec['modalities'])}, top-k {k}, judge {cfg['judge']}",
              f"- records scored: {scores['n_records']}", "", "## CRAG-MM", "",
              crag_table("Run", [(cfg["mode"], scores)]), "", "## All metrics by group", "",
              _table(_metric_header("Group"),
@@ -103,32 +110,70 @@ def run_report(scores: dict[str, Any]) -> str:
         a = scores["judge_agreement"]
         lines += ["## Judge agreement (LLM vs rule judge)", "",
                   "- " + ", ".join(f"{key} {val:.3f}" for key, val in a.items()), ""]
+    lines += _abstention_section(scores) + _error_section(scores)
     return "\n".join(lines)
 
 
+def _abstention_section(scores: dict[str, Any]) -> list[str]:
+    rc = scores.get("risk_coverage")
+    if rc is None:
+        return ["## Abstention", "", "The model has no calibrated abstention policy "
+                "(`pixsearch eval calibrate`), so there is no risk–coverage curve.", ""]
+    t = rc.get("threshold")
+    at = (min(rc["curve"], key=lambda p: abs(p["threshold"] - t)) if t is not None
+          else rc["curve"][0])
+    return ["## Abstention (risk–coverage)", "",
+            f"- the policy abstained on {rc['abstained']} of {rc['n']} answers"
+            + (f" (threshold {t:.3f})" if t is not None else " (policy off)"),
+            f"- at that point: coverage {_pct(at['coverage'])}%, risk {_pct(at['risk'])}%, "
+            f"truthfulness {_pct(at['truthfulness'])}%",
+            "", "![risk–coverage](risk_coverage.png)", ""]
+
+
+def _error_section(scores: dict[str, Any]) -> list[str]:
+    from pixsearch.eval.errors import error_table
+
+    if "errors" not in scores:
+        return []
+    lines = ["## Error analysis", "", "One category per record (first turn), in the order an "
+             "answer can fail; see `pixsearch/eval/errors.py` for the rules.", "",
+             error_table(scores["errors"]), ""]
+    if scores["errors"].get("overlays"):
+        lines += ["Worst region masks (gold green, predicted red):", "",
+                  f"![worst region masks]({scores['errors']['overlays']})", ""]
+    return lines
+
+
+def _budget(run: Run) -> int | None:
+    return decode_settings(run.config)["max_searches"]
+
+
+def _modalities(run: Run) -> tuple[str, ...]:
+    return tuple(decode_settings(run.config)["modalities"])
+
+
 def _is_default(run: Run) -> bool:
-    return tuple(run.config["modalities"]) == MODALITIES
+    return _modalities(run) == MODALITIES
 
 
 def _table1(runs: Sequence[Run]) -> list[tuple[str, dict]]:
     order = list(MODE_NAMES)
     rows = [r for r in runs if _is_default(r) and
-            (r.config["mode"] != "full" or r.config["max_searches"] is None)]
+            (r.config["mode"] != "full" or _budget(r) is None)]
     rows.sort(key=lambda r: order.index(r.config["mode"]))
     return [(MODE_NAMES[r.config["mode"]], r.scores) for r in rows]
 
 
 def _table6(runs: Sequence[Run]) -> list[tuple[str, dict]]:
-    rows = [r for r in runs if r.config["mode"] == "full" and r.config["max_searches"] is None]
-    rows.sort(key=lambda r: -len(r.config["modalities"]))
-    return [(" + ".join(r.config["modalities"]), r.scores) for r in rows]
+    rows = [r for r in runs if r.config["mode"] == "full" and _budget(r) is None]
+    rows.sort(key=lambda r: -len(_modalities(r)))
+    return [(" + ".join(_modalities(r)), r.scores) for r in rows]
 
 
 def _table7(runs: Sequence[Run]) -> list[tuple[int | None, dict]]:
     rows = [r for r in runs if r.config["mode"] == "full" and _is_default(r)]
-    rows.sort(key=lambda r: float("inf") if r.config["max_searches"] is None
-              else r.config["max_searches"])
-    return [(r.config["max_searches"], r.scores) for r in rows]
+    rows.sort(key=lambda r: float("inf") if _budget(r) is None else _budget(r))
+    return [(_budget(r), r.scores) for r in rows]
 
 
 def combine_runs(run_dirs: Sequence[str | Path], out: str | Path) -> str:

@@ -25,9 +25,11 @@ from typing import Any
 from tqdm import tqdm
 
 from pixsearch.config import ConfigError, from_dict, save, to_dict
+from pixsearch.decode.config import DecodeConfig
 from pixsearch.eval.datasets import load_crag_mm_jsonl, load_records
 from pixsearch.eval.modes import MODES
-from pixsearch.eval.pipeline import ProposalConfig
+from pixsearch.eval.proposals import ProposalConfig
+from pixsearch.types import Trace
 
 # fields that do not change what a record's prediction is (a resumed run may change them)
 _RESUME_FREE = ("limit", "workers", "ray", "judge", "judge_url", "judge_model", "judge_max_tokens",
@@ -46,10 +48,10 @@ class EvalConfig:
         model: model preset name or checkpoint folder.
         index: knowledge-index folder or search-server URL (default: `<world>/index`).
         mode: one of `pixsearch.eval.modes.MODES`.
-        max_searches: search budget B (None: unbounded); baselines always use 0 of their own.
-        modalities: query types the model may use (the Table 6 ablation).
-        top_k: hits per search (also the k of recall@k).
-        max_new_tokens: generated tokens per answer.
+        decode: how answers are decoded (every `DecodeConfig` field: `decode.max_searches=2`
+            is the search budget B, `decode.modalities` the Table 6 ablation,
+            `decode.temperature`, `decode.evidence_max_words`, ...); a baseline mode overrides
+            what it needs (its budget is always 0). `decode.top_k` is also the k of recall@k.
         limit: answer only the first N records (None: all).
         workers: parallel workers (1: in this process).
         ray: use Ray actors instead of a process pool for `workers > 1`.
@@ -71,10 +73,7 @@ class EvalConfig:
     model: str = "mini"
     index: str | None = None
     mode: str = "full"
-    max_searches: int | None = None
-    modalities: tuple[str, ...] = ("region", "image", "text")
-    top_k: int = 3
-    max_new_tokens: int = 128
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
     limit: int | None = None
     workers: int = 1
     ray: bool = False
@@ -94,9 +93,9 @@ class EvalConfig:
             raise ConfigError(f"judge {self.judge!r} is not one of rule, openai, none")
         if self.judge == "openai" and not (self.judge_url and self.judge_model):
             raise ConfigError("the openai judge needs judge_url and judge_model")
-        bad = set(self.modalities) - {"region", "image", "text"}
-        if bad or not self.modalities:
-            raise ConfigError(f"modalities {sorted(bad) or '()'} invalid; use region, image, text")
+        if not self.decode.modalities:
+            raise ConfigError("decode.modalities is empty; allow at least one of region, image, "
+                              "text (or set decode.max_searches=0)")
         if self.workers < 1:
             raise ConfigError("workers must be at least 1")
 
@@ -171,12 +170,31 @@ def _check_resume(cfg: EvalConfig, out: Path) -> None:
         return
     import yaml
 
-    old = yaml.safe_load(saved.read_text()) or {}
-    new = to_dict(cfg)
+    old = dict(_flat(yaml.safe_load(saved.read_text()) or {}))
+    new = dict(_flat(to_dict(cfg)))
     diff = sorted(k for k in new if k not in _RESUME_FREE and k != "out" and old.get(k) != new[k])
     if diff:
         raise ConfigError(f"{out} holds a run with different settings ({', '.join(diff)}); "
                           "use another --out or delete the folder to start over")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of a nested config dict (`decode.top_k`, ...)."""
+    for k, v in data.items():
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def recall_k(cfg: EvalConfig, predictions: dict[str, dict[str, Any]]) -> int:
+    """The k of recall@k: the run's hits per search, `decode.top_k`; when that is left to
+    the model (None), the most hits any search of the run returned (3 if none searched)."""
+    if cfg.decode.top_k is not None:
+        return cfg.decode.top_k
+    counts = [len(step.hits) for line in predictions.values()
+              for step in Trace.from_dict(line["trace"]).steps]
+    return max(counts, default=0) or 3
 
 
 def answer_records(cfg: EvalConfig, records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -222,16 +240,30 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
 def finish_run(cfg: EvalConfig, records: list[dict[str, Any]],
                predictions: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Score the predictions and write scores.json, report.md and the search-pattern plot."""
-    from pixsearch.eval.plots import plot_search_patterns
+    from pixsearch.eval.errors import region_cases
+    from pixsearch.eval.plots import (
+        plot_region_overlays,
+        plot_risk_coverage,
+        plot_search_patterns,
+    )
     from pixsearch.eval.report import run_report
     from pixsearch.eval.scores import score_run
 
     judge, second = make_judges(cfg)
-    scores = score_run(records, predictions, judge, second, cfg.top_k)
+    scores = score_run(records, predictions, judge, second, recall_k(cfg, predictions))
     scores["config"] = to_dict(cfg)
     out = Path(cfg.out)
     (out / "scores.json").write_text(json.dumps(scores, indent=2))
     plot_search_patterns(scores, out / "search_patterns.png")
+    if "risk_coverage" in scores:
+        rc = scores["risk_coverage"]
+        plot_risk_coverage(rc["curve"], out / "risk_coverage.png", rc.get("threshold"))
+    worst = scores["errors"]["worst_regions"]
+    if worst and all(r.get("image_path") for r in records):
+        by_id = {str(r["id"]): r for r in records}
+        plot_region_overlays(region_cases(by_id, predictions, worst), out / "worst_regions.png")
+        scores["errors"]["overlays"] = "worst_regions.png"
+        (out / "scores.json").write_text(json.dumps(scores, indent=2))
     (out / "report.md").write_text(run_report(scores))
     return scores
 

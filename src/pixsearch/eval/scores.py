@@ -22,7 +22,7 @@ from pixsearch.eval.judges import Judge
 from pixsearch.eval.retrieval_metrics import recall_at_k, search_decision_scores
 from pixsearch.eval.seg_metrics import intersection_union
 from pixsearch.eval.text_metrics import score_text
-from pixsearch.types import MODALITIES
+from pixsearch.types import MODALITIES, SearchStep, Trace
 
 
 @dataclass
@@ -84,9 +84,9 @@ def _gold_of_step(record: Mapping[str, Any], modality: str, ordinal: int) -> set
     return {c for c in codes if c and c not in absent}
 
 
-def _region_iou(record: Mapping[str, Any], steps: list[dict]) -> tuple[int, int] | None:
+def _region_iou(record: Mapping[str, Any], steps: list[SearchStep]) -> tuple[int, int] | None:
     """(I, U) of the first region search's mask and the gold mask of the searched entity."""
-    first = next((s for s in steps if s["modality"] == "region" and s.get("mask_rle")), None)
+    first = next((s for s in steps if s.modality == "region" and s.mask_rle), None)
     masks = record.get("masks") or []
     if first is None or not masks:
         return None
@@ -94,28 +94,29 @@ def _region_iou(record: Mapping[str, Any], steps: list[dict]) -> tuple[int, int]
     index = region[0].get("entity") if region else record.get("target")
     if not isinstance(index, int) or not 0 <= index < len(masks):
         return None
-    return intersection_union(first["mask_rle"], masks[index])
+    return intersection_union(first.mask_rle, masks[index])
 
 
 def score_record(record: Mapping[str, Any], prediction: Mapping[str, Any],
                  unseen_present: bool = False) -> RecordScore:
-    """Per-record metrics from a record and its prediction line (`answer`, `trace`)."""
-    steps = prediction["trace"]["steps"]
-    done = [s for s in steps if s.get("skipped") is None]
+    """Per-record metrics from a record and its prediction line (`answer`, `trace`: a
+    `Trace` as a dict, read back with `Trace.from_dict`)."""
+    steps = Trace.from_dict(prediction["trace"]).steps
+    done = [s for s in steps if s.skipped is None]
     seen: Counter[str] = Counter()
     scored = []
     for s in done:
-        gold = _gold_of_step(record, s["modality"], seen[s["modality"]])
-        seen[s["modality"]] += 1
-        ids = [h.get("entity") or h["doc_id"] for h in s.get("hits", [])]
-        scored.append((s["modality"], ids, gold))
+        gold = _gold_of_step(record, s.modality, seen[s.modality])
+        seen[s.modality] += 1
+        ids = [h.entity or h.doc_id for h in s.hits]
+        scored.append((s.modality, ids, gold))
     needs = record.get("needs_search")
     return RecordScore(
         id=str(record["id"]), groups=record_groups(record, unseen_present),
         answer=prediction["answer"], golds=list(record.get("answers") or [record["answer"]]),
         iou=_region_iou(record, steps), steps=scored, searched=bool(done),
         needs_search=None if needs is None else bool(needs),
-        modalities=[s["modality"] for s in done],
+        modalities=[s.modality for s in done],
     )
 
 
@@ -167,6 +168,10 @@ def score_run(records: Sequence[Mapping[str, Any]], predictions: Mapping[str, Ma
         judge: CRAG-MM judge (None: exact matches only); second_judge: agreement reported.
         top_k: the k of recall@k (the run's hits per search).
     """
+    # error analysis builds on this module's per-record scores (imported here: no cycle)
+    from pixsearch.eval.abstention import run_curve
+    from pixsearch.eval.errors import analyse
+
     records = [r for r in records if str(r["id"]) in predictions]
     unseen = any("unseen" in str(r.get("split") or "") for r in records)
     answers = {str(r["id"]): _turn_answers(predictions[str(r["id"])]) for r in records}
@@ -184,6 +189,10 @@ def score_run(records: Sequence[Mapping[str, Any]], predictions: Mapping[str, Ma
     out: dict[str, Any] = {"n_records": len(rows), "groups": groups}
     if crag.agreement is not None:
         out["judge_agreement"] = crag.agreement.as_dict()
+    out["errors"] = analyse(records, predictions, crag.turns, rows)
+    curve = run_curve(records, predictions, crag.turns, judge)
+    if curve is not None:
+        out["risk_coverage"] = curve
     return out
 
 

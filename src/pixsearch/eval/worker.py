@@ -18,7 +18,7 @@ from pixsearch.config import from_dict
 from pixsearch.decode.config import DecodeConfig
 from pixsearch.eval.datasets import record_turns
 from pixsearch.eval.modes import plan
-from pixsearch.eval.pipeline import ProposalConfig
+from pixsearch.eval.proposals import ProposalConfig
 
 
 class Worker:
@@ -26,14 +26,14 @@ class Worker:
     pickles and travels to other processes unchanged)."""
 
     def __init__(self, cfg: dict[str, Any], index: str | None) -> None:
-        from pixsearch.decode.predictor import Predictor
+        from pixsearch.predictor import Predictor
 
         self.cfg = cfg
-        decode = DecodeConfig(max_new_tokens=cfg["max_new_tokens"],
-                              max_searches=cfg["max_searches"],
-                              modalities=tuple(cfg["modalities"]), top_k=cfg["top_k"])
+        decode = from_dict(DecodeConfig, cfg["decode"], "decode")
         self.predictor = Predictor.load(cfg["model"], index, decode)
         self.proposals = from_dict(ProposalConfig, cfg["proposals"])
+        # hits per proposal when the pipeline ranks by retrieval: the run's hits per search
+        self.rank_k = self.predictor.evidence.top_k
 
     def answer(self, record: dict[str, Any]) -> dict[str, Any]:
         """The prediction line of one record."""
@@ -42,9 +42,10 @@ class Worker:
         answers, traces, infos = [], [], []
         for turn in record_turns(record):
             p = plan(self.cfg["mode"], turn["question"], image, self.predictor.search_api,
-                     self.proposals, self.cfg["pipeline_select"], self.cfg["top_k"])
-            ans = self.predictor.engine.answer(turn["question"], image,
-                                               forced_queries=p.forced_queries, **p.overrides)
+                     self.proposals, self.cfg["pipeline_select"], self.rank_k)
+            # the mode's overrides (a baseline's budget of 0) win over the run's decode config
+            ans = self.predictor.ask(turn["question"], image, forced_queries=p.forced_queries,
+                                     **p.overrides)
             answers.append(ans.text)
             traces.append(ans.trace.to_dict())
             infos.append(p.info)

@@ -18,6 +18,7 @@ _EXPORTS = {
     "PixSearchModel": ".pixsearch_model",
     "PixSearchOutput": ".pixsearch_model",
     "PixSearchSession": ".session",
+    "Batch": ".batch",
     "collate": ".batch",
     "save_checkpoint": ".checkpoint",
     "load_checkpoint": ".checkpoint",

@@ -18,11 +18,11 @@ from PIL import Image
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from ..render import ChatFormat
-from ..tokens import TokenTable
-from .config import ModelConfig
-from .projector import Projector
-from .vision import build_vision, lm_tokens, split_grid
+from pixsearch.model.config import ModelConfig
+from pixsearch.model.projector import Projector
+from pixsearch.model.vision import build_vision, lm_tokens, split_grid
+from pixsearch.render import ChatFormat
+from pixsearch.tokens import TokenTable
 
 
 class Backbone(nn.Module, ABC):

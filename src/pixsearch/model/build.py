@@ -3,26 +3,27 @@
 Order: tokenizer (given, loaded with a hub backbone, or trained on `corpus`) → control tokens
 added once and resolved to ids → backbone (embeddings resized to the tokenizer, new rows set to
 the mean embedding) → span tagger, g(·), mask decoder (SAM weights when configured), mask
-feature map → LoRA adapters on the LM's q,v (`peft`) → trainable groups.
+feature map → LoRA adapters on the LM's q,v (`peft`) → trainable groups. Random weights come
+from a fork of torch's generator seeded with `cfg.seed`; the caller's RNG is left untouched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..tokens import TokenTable
-from .backbone import Backbone, NativeBackbone
-from .config import ModelConfig
-from .hires import MaskFeatureMap
-from .mask_decoder import MaskDecoder
-from .pixsearch_model import PixSearchModel
-from .span_query import SpanToQueries
-from .span_tagger import SpanTagger
-from .tokenizer import train_tokenizer
+from pixsearch.model.backbone import Backbone, NativeBackbone
+from pixsearch.model.config import TRAINABLE_GROUPS, ModelConfig
+from pixsearch.model.hires import MaskFeatureMap
+from pixsearch.model.mask_decoder import MaskDecoder
+from pixsearch.model.pixsearch_model import PixSearchModel
+from pixsearch.model.span_query import SpanToQueries
+from pixsearch.model.span_tagger import SpanTagger
+from pixsearch.model.tokenizer import train_tokenizer
+from pixsearch.tokens import TokenTable
 
 # Per backbone: its own image placeholder is `image_placeholder`; the paper's `<image>` query
 # payload moves to another string where the backbone already uses `<image>`.
@@ -74,7 +75,7 @@ def build_backbone(cfg: ModelConfig, tokenizer: Any, table: TokenTable,
         special = {k: getattr(tokenizer, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")
                    if getattr(tokenizer, k, None) is not None}
         return NativeBackbone(cfg, len(tokenizer), special)
-    from .hub import LlavaBackbone, QwenVLBackbone
+    from pixsearch.model.hub import LlavaBackbone, QwenVLBackbone
 
     cls = {"llava": LlavaBackbone, "qwen2_5_vl": QwenVLBackbone}[cfg.lm.backbone]
     bb = cls(cfg, tokenizer, table)
@@ -105,37 +106,77 @@ def add_lora(cfg: ModelConfig, lm: nn.Module) -> None:
     inject_adapter_in_model(lc, lm)
 
 
-def set_trainable(model: PixSearchModel) -> dict[str, list[str]]:
-    """Freeze everything, then unfreeze `cfg.trainable` groups. Returns group → param names."""
-    groups: dict[str, list[nn.Module]] = dict(model.backbone.groups())
+def trainable_groups(model: PixSearchModel) -> dict[str, list[nn.Parameter]]:
+    """Every trainable group of `model` → its parameters ("lora" only where the model was
+    built with adapters; "hires" / "sam_vision" empty where it has no such part)."""
+    modules: dict[str, list[nn.Module]] = dict(model.backbone.groups())
     md = model.mask_decoder
-    groups.update(span_tagger=[model.span_tagger], g=[model.g],
-                  prompt_encoder=[md.prompt_encoder, md.shared_image_embedding],
-                  mask_decoder=[md.mask_decoder],
-                  hires=[model.mask_features] if model.mask_features is not None else [],
-                  sam_vision=[md.vision_encoder] if md.vision_encoder is not None else [])
+    modules.update(span_tagger=[model.span_tagger], g=[model.g],
+                   prompt_encoder=[md.prompt_encoder, md.shared_image_embedding],
+                   mask_decoder=[md.mask_decoder],
+                   hires=[model.mask_features] if model.mask_features is not None else [],
+                   sam_vision=[md.vision_encoder] if md.vision_encoder is not None else [])
+    out = {name: [p for m in ms for p in m.parameters()] for name, ms in modules.items()}
+    lora = [p for n, p in model.backbone.language_model().named_parameters() if "lora_" in n]
+    if lora:
+        out["lora"] = lora
+    return out
+
+
+def set_trainable(model: PixSearchModel, groups: Sequence[str]) -> dict[str, list[str]]:
+    """Freeze everything, then unfreeze `groups` (names of `TRAINABLE_GROUPS`). Returns
+    group → parameter names. The model's config is not touched: `cfg.trainable` says what the
+    model was built with (LoRA adapters exist only if it lists "lora").
+
+    Raises ValueError for an unknown group, or for "lora" / "sam_vision" on a model built
+    without LoRA adapters / SAM's image encoder. "hires" on a model whose mask embeddings come
+    from SAM's ViT selects nothing: presets share one group list for both mask branches.
+    """
+    unknown = [g for g in groups if g not in TRAINABLE_GROUPS]
+    if unknown:
+        raise ValueError(f"unknown trainable group(s) {unknown}; known: {list(TRAINABLE_GROUPS)}")
+    params = trainable_groups(model)
+    if "lora" in groups and "lora" not in params:
+        raise ValueError("cannot train 'lora': the model was built without LoRA adapters "
+                         f"(built with trainable={list(model.cfg.trainable)}; list 'lora' "
+                         "there to add them)")
+    if "sam_vision" in groups and not params["sam_vision"]:
+        raise ValueError("cannot train 'sam_vision': the model has no SAM image encoder "
+                         "(mask_decoder.sam_vision is off)")
     names = {id(p): n for n, p in model.named_parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
     out: dict[str, list[str]] = {}
-    for group in model.cfg.trainable:
-        if group == "lora":
-            params = [p for n, p in model.backbone.language_model().named_parameters() if "lora_" in n]
-        else:
-            params = [p for m in groups[group] for p in m.parameters()]
-        for p in params:
+    for group in groups:
+        for p in params[group]:
             p.requires_grad_(True)
-        out[group] = sorted(names[id(p)] for p in params)
+        out[group] = sorted(names[id(p)] for p in params[group])
     return out
 
 
 def build_model(cfg: ModelConfig, tokenizer: Any = None, corpus: Iterable[str] | None = None
                 ) -> PixSearchModel:
     """Build the model of `cfg`. `tokenizer` is reused as is (e.g. from a checkpoint);
-    otherwise it is loaded (hub) or trained on `corpus` (native; the world's text)."""
-    torch.manual_seed(cfg.seed)
+    otherwise it is loaded (hub) or trained on `corpus` (native; the world's text).
+
+    Random weights depend on `cfg.seed` alone, and the caller's RNG state is left as it was.
+    """
     if cfg.mask_decoder.sam_vision and cfg.hires.enabled:
         raise ValueError("hires branch and SAM vision encoder are alternatives; disable one")
+    # Module constructors (ours, transformers', peft's LoRA) draw their initial weights from
+    # torch's global CPU generator and take no generator argument. So the build runs on a
+    # fork of that generator, seeded with `cfg.seed` and restored on exit: the weights are
+    # those a global `torch.manual_seed(cfg.seed)` gave (earlier builds reproduce bit for
+    # bit), and the caller's RNG continues as if no model had been built. Re-initialising
+    # afterwards from a local `torch.Generator` would need every module's init scheme (HF's
+    # `_init_weights` included) restated here. Only the CPU generator is forked and seeded:
+    # nothing is initialised on an accelerator (the model is moved after it is built).
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(cfg.seed)
+        return _build(cfg, tokenizer, corpus)
+
+
+def _build(cfg: ModelConfig, tokenizer: Any, corpus: Iterable[str] | None) -> PixSearchModel:
     tok = tokenizer if tokenizer is not None else make_tokenizer(cfg, corpus)
     table, new_ids = add_control_tokens(tok, TOKEN_TABLES[cfg.lm.backbone])
     backbone = build_backbone(cfg, tok, table, new_ids)
@@ -149,5 +190,5 @@ def build_model(cfg: ModelConfig, tokenizer: Any = None, corpus: Iterable[str] |
                            md, feats, tok, table)
     if "lora" in cfg.trainable:
         add_lora(cfg, backbone.language_model())
-    set_trainable(model)
+    set_trainable(model, cfg.trainable)
     return model

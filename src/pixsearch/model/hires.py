@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .config import HiResConfig
-from .vision import to_pixels
+from pixsearch.model.config import HiResConfig
+from pixsearch.model.vision import to_pixels
 
 
 class HiResBranch(nn.Module):

@@ -22,11 +22,11 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
 )
 
-from ..render import ChatFormat
-from ..tokens import TokenTable
-from .backbone import Backbone
-from .config import ModelConfig
-from .vision import to_pixels
+from pixsearch.model.backbone import Backbone
+from pixsearch.model.config import ModelConfig
+from pixsearch.model.vision import to_pixels
+from pixsearch.render import ChatFormat
+from pixsearch.tokens import TokenTable
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..render import Rendered, Renderer
-from ..tokens import TokenTable
+from pixsearch.render import Rendered, Renderer
+from pixsearch.tokens import TokenTable
 
 
 @runtime_checkable

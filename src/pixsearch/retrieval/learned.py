@@ -1,11 +1,12 @@
 """The trained image embedder of a knowledge index (built at indexing time, saved with it).
 
-Off-the-shelf DINOv2-S features do not tell small, warped, blurred flags apart (ASSETS.md:
-0.26 recall@1 among 244). The knowledge base is known when the index is built, so a small CNN
-is trained there on augmented views of the KB images (`augment.random_views`: crops that look
-like region queries) with a prototype loss: a cosine classifier with one prototype per KB
-image. Index vectors blend each image's clean embedding with its learned prototype. The
-weights (safetensors) and config (JSON) live in the index folder and reload with it.
+Off-the-shelf DINOv2-S features do not tell small, warped, blurred flags apart
+(`benchmarks/image_embedder_bench.py`, README "Benchmarks": 0.23 recall@1 on tight crops). The
+knowledge base is known when the index is built, so a small CNN is trained there on augmented
+views of the KB images (`augment.random_views`: crops that look like region queries) with a
+prototype loss: a cosine classifier with one prototype per KB image. Index vectors blend each
+image's clean embedding with its learned prototype. The weights (safetensors) and config (JSON)
+live in the index folder and reload with it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,42 +25,11 @@ from torch import nn
 from tqdm import tqdm
 
 from pixsearch.config import from_dict
-from pixsearch.retrieval.augment import AugmentConfig, random_views, to_tensor
+from pixsearch.retrieval.augment import random_views, to_tensor
+from pixsearch.retrieval.config import LearnedConfig
 
 WEIGHTS_FILE = "image_embedder.safetensors"
 CONFIG_FILE = "image_embedder.json"
-
-
-@dataclass
-class LearnedConfig:
-    """How the index's image embedder is built and trained.
-
-    Attributes:
-        input_width, input_height: the network's input size (crops are resized to it).
-        channels: width of the first conv stage (doubled twice).
-        dim: embedding size.
-        steps: optimisation steps (cost grows linearly; ~0.1 s a step on one core).
-        batch_size: views per step.
-        lr: peak AdamW learning rate (cosine decay).
-        scale: temperature of the cosine classifier.
-        source_width: width the KB images are rasterised at before augmentation.
-        seed: seed of initialisation and augmentation (training is deterministic).
-        num_threads: torch threads while training (None = leave torch's setting).
-        augment: the view distribution.
-    """
-
-    input_width: int = 64
-    input_height: int = 48
-    channels: int = 16
-    dim: int = 128
-    steps: int = 400
-    batch_size: int = 128
-    lr: float = 3e-3
-    scale: float = 16.0
-    source_width: int = 128
-    seed: int = 0
-    num_threads: int | None = None
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 class CropNet(nn.Module):

@@ -16,13 +16,12 @@ Decoding is CPU/GPU-bound, so requests run in a worker thread, one at a time per
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from importlib import resources
 from typing import Any
 
-from ..decode.events import event_to_dict
-from ..decode.predictor import Predictor
-from ..retrieval.server import decode_image
+from pixsearch.decode.events import event_to_dict
+from pixsearch.predictor import Predictor
+from pixsearch.retrieval.server import decode_image
 
 _HINT = "pip install 'pixsearch[serve]'"
 
@@ -59,7 +58,7 @@ def create_app(predictor: Predictor, name: str = "pixsearch"):
         try:
             image = decode_image(req.image) if req.image else None
             overrides = _overrides(req)
-            replace(predictor.engine.cfg, **overrides)  # validates the overrides
+            predictor.validate_overrides(**overrides)
         except (ValueError, OSError) as e:
             raise HTTPException(status_code=422, detail=str(e)) from e
         return image, overrides

@@ -9,13 +9,13 @@ instances, and `pixsearch train --config FILE key=value ...` overrides any field
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import from_dict, to_dict
-from .losses import LossWeights
+from pixsearch import paths
+from pixsearch.config import from_dict, to_dict
+from pixsearch.train.losses import LossWeights
 
 Schedule = Literal["cosine", "linear", "constant"]
 Precision = Literal["auto", "bf16", "no"]
@@ -154,13 +154,10 @@ class TrainConfig:
 
 def resolve_path(path: str) -> Path:
     """A config path with `~`, environment variables and `$PIXSEARCH_HOME` (default
-    ~/.cache/pixsearch even when unset) expanded."""
-    from ..decode.predictor import pixsearch_home
-
-    path = path.replace("${PIXSEARCH_HOME}", "$PIXSEARCH_HOME")
-    path = path.replace("$PIXSEARCH_HOME", str(pixsearch_home()))
-    return Path(os.path.expandvars(path)).expanduser()
+    ~/.cache/pixsearch even when unset) expanded (`pixsearch.paths.expand`)."""
+    return paths.expand(path)
 
 
 def world_dir(cfg: TrainConfig) -> Path:
-    return resolve_path(cfg.world or "$PIXSEARCH_HOME/world")
+    """The world a run trains on: `cfg.world`, else the default world (`paths.world_dir`)."""
+    return resolve_path(cfg.world) if cfg.world else paths.world_dir()

@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..model.vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
+from pixsearch.model.vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
 
 if TYPE_CHECKING:
-    from ..model.pixsearch_model import PixSearchModel
+    from pixsearch.model.pixsearch_model import PixSearchModel
 
 
 def cache_key(model: PixSearchModel) -> str:

@@ -12,10 +12,14 @@ Weights (`LossWeights`) default to the paper's: CE 1, cls 2, seg 8, BCE 2, KL 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from pixsearch.model.batch import Batch
+    from pixsearch.model.pixsearch_model import PixSearchOutput
 
 IGNORE = -100
 
@@ -101,18 +105,18 @@ def gaussian_kl_loss(student: torch.Tensor, teacher: torch.Tensor,
     return kl.sum(-1).mean()
 
 
-def pixsearch_loss(out: Any, batch: dict[str, Any], weights: LossWeights | None = None,
+def pixsearch_loss(out: PixSearchOutput, batch: Batch, weights: LossWeights | None = None,
                    teacher_span_embeddings: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted total of every term for a `PixSearchOutput` and its collated batch; returns
+    """Weighted total of every term for a `PixSearchOutput` and its `Batch`; returns
     (total, {term: value}). Terms without targets in the batch contribute 0."""
     w = weights or LossWeights()
     dev = out.logits.device
     parts = {
-        "lm": lm_loss(out.logits, batch["input_ids"].to(dev), batch["loss_mask"].to(dev)),
+        "lm": lm_loss(out.logits, batch.input_ids.to(dev), batch.loss_mask.to(dev)),
         "span": span_loss(out.span_logits, out.span_targets),
     }
-    targets = batch.get("region_targets")
+    targets = batch.region_targets
     if targets is not None and out.mask_logits.shape[0]:
         if targets.shape[0] != out.mask_logits.shape[0]:
             raise ValueError(f"{targets.shape[0]} gold masks for {out.mask_logits.shape[0]} "

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import TrainSample
+from pixsearch.train.data import TrainSample
 
 
 class MixtureSampler:

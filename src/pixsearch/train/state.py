@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model.checkpoint import load_checkpoint, save_checkpoint
-from ..model.pixsearch_model import PixSearchModel
+from pixsearch.model.checkpoint import load_checkpoint, save_checkpoint
+from pixsearch.model.pixsearch_model import PixSearchModel
 
 STATE_FILE = "trainer_state.pt"
 

@@ -27,17 +27,24 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ..config import to_dict
-from ..model.build import set_trainable
-from ..model.checkpoint import load_checkpoint, save_checkpoint
-from ..model.pixsearch_model import PixSearchModel
-from .config import StageConfig, TrainConfig, resolve_path, world_dir
-from .data import build_pools, drop_long, load_split, make_batch, tokenizer_corpus
-from .features import FeatureCache
-from .losses import pixsearch_loss
-from .mixture import MixtureSampler
-from .reading import reading_samples
-from .state import (
+from pixsearch.config import to_dict
+from pixsearch.model.build import set_trainable
+from pixsearch.model.checkpoint import load_checkpoint, save_checkpoint
+from pixsearch.model.pixsearch_model import PixSearchModel
+from pixsearch.train.config import StageConfig, TrainConfig, resolve_path, world_dir
+from pixsearch.train.data import (
+    build_pools,
+    drop_long,
+    load_split,
+    make_batch,
+    tokenizer_corpus,
+    world_evidence,
+)
+from pixsearch.train.features import FeatureCache
+from pixsearch.train.losses import pixsearch_loss
+from pixsearch.train.mixture import MixtureSampler
+from pixsearch.train.reading import reading_samples
+from pixsearch.train.state import (
     Progress,
     find_resumable,
     load_training_state,
@@ -45,7 +52,7 @@ from .state import (
     set_rng_state,
     write_dir,
 )
-from .validation import evaluate
+from pixsearch.train.validation import evaluate
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float,
@@ -74,6 +81,26 @@ def clip_gradients(groups: list[list[torch.nn.Parameter]], max_norm: float, scop
         clip(params, max_norm)
 
 
+def stage_parameters(model: PixSearchModel, stage: StageConfig) -> list[list[torch.nn.Parameter]]:
+    """Unfreeze the stage's trainable groups (a subset of the model's `cfg.trainable`, which
+    stays as built: a saved checkpoint must rebuild the same modules); returns their
+    parameters, one list per group (each parameter in exactly one)."""
+    base = list(model.cfg.trainable)
+    groups = stage.trainable or base
+    unknown = set(groups) - set(base)
+    if unknown:
+        raise ValueError(f"stage {stage.name} trains {sorted(unknown)}, which the model was "
+                         f"not built with (model trainable: {base})")
+    names = set_trainable(model, groups)
+    by_name, seen, out = dict(model.named_parameters()), set(), []
+    for group in names.values():
+        params = [by_name[n] for n in group if n not in seen]
+        seen.update(group)
+        if params:
+            out.append(params)
+    return out
+
+
 class Trainer:
     """Runs a `TrainConfig` to the end, resuming from `out/checkpoint-last` if it exists."""
 
@@ -99,8 +126,8 @@ class Trainer:
 
     # ---- setup ----------------------------------------------------------------------------
     def _model_and_state(self, train_records) -> tuple[PixSearchModel, dict[str, Any] | None]:
-        from ..model.build import build_model
-        from ..model.presets import get_preset
+        from pixsearch.model.build import build_model
+        from pixsearch.model.presets import get_preset
 
         resumable = find_resumable(self.out / "checkpoint-last")
         if resumable is not None:
@@ -168,29 +195,6 @@ class Trainer:
             rows = [r for r in log.read_text().splitlines() if json.loads(r)["step"] <= step]
             log.write_text("".join(r + "\n" for r in rows))
 
-    def _trainable(self, model: PixSearchModel, stage: StageConfig
-                   ) -> list[list[torch.nn.Parameter]]:
-        """Unfreeze the stage's trainable groups; returns their parameters, one list per group
-        (each parameter in exactly one)."""
-        base = list(model.cfg.trainable)
-        groups = stage.trainable or base
-        unknown = set(groups) - set(base)
-        if unknown:
-            raise ValueError(f"stage {stage.name} trains {sorted(unknown)}, which the model was "
-                             f"not built with (model trainable: {base})")
-        model.cfg.trainable = list(groups)
-        try:
-            names = set_trainable(model)
-        finally:
-            model.cfg.trainable = base  # the saved config must rebuild the same modules
-        by_name, seen, out = dict(model.named_parameters()), set(), []
-        for group in names.values():
-            params = [by_name[n] for n in group if n not in seen]
-            seen.update(group)
-            if params:
-                out.append(params)
-        return out
-
     # ---- the run --------------------------------------------------------------------------
     def run(self) -> Path:
         """Train every stage (resuming where a previous run stopped); returns the final model."""
@@ -198,10 +202,17 @@ class Trainer:
         train_recs = load_split(self.world, cfg.train_split, cfg.max_train_records)
         val_recs = load_split(self.world, cfg.val_split, cfg.max_val_records)
         model, state = self._model_and_state(train_recs)
+        evidence = world_evidence(self.world)
+        if evidence is not None and evidence != model.cfg.evidence:
+            # the model is served the evidence layout it is trained on: the world's
+            self.log_print(f"evidence budget of the world {evidence} replaces the model's "
+                           f"{model.cfg.evidence}")
+            model.cfg.evidence = evidence
         model.train()
         pools, val_pools = build_pools(train_recs), build_pools(val_recs)
         if any(float(st.mixture.get("text", 0)) > 0 for st in cfg.stages):
-            pools["text"] = reading_samples(self.world, train_recs, seed=cfg.seed)
+            pools["text"] = reading_samples(self.world, train_recs, model.cfg.evidence,
+                                            seed=cfg.seed)
         if cfg.max_seq_len:
             pools, dropped = drop_long(model, pools, cfg.max_seq_len)
             val_pools, dropped_val = drop_long(model, val_pools, cfg.max_seq_len)
@@ -243,7 +254,7 @@ class Trainer:
                    features: FeatureCache, progress: Progress, state: dict | None,
                    bar: tqdm) -> None:
         cfg, acc = self.cfg, self.acc
-        groups = self._trainable(model, stage)
+        groups = stage_parameters(model, stage)
         params = [p for g in groups for p in g]
         opt = torch.optim.AdamW(params, lr=stage.lr, betas=tuple(cfg.betas),
                                 weight_decay=cfg.weight_decay)
@@ -317,7 +328,7 @@ class Trainer:
         acc, sums, n_tok = self.acc, {}, 0
         for _ in range(stage.grad_accum):
             batch = make_batch(model, sampler.batch(stage.batch_size), features)
-            n_tok += int(batch["attention_mask"].sum())
+            n_tok += int(batch.attention_mask.sum())
             with acc.accumulate(wrapped):
                 out = wrapped(batch)
                 t_emb = None

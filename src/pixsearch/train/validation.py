@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .data import TrainSample, make_batch
-from .losses import LossWeights, pixsearch_loss
+from pixsearch.train.data import TrainSample, make_batch
+from pixsearch.train.losses import LossWeights, pixsearch_loss
 
 if TYPE_CHECKING:
-    from ..model.pixsearch_model import PixSearchModel
-    from .features import FeatureCache
+    from pixsearch.model.pixsearch_model import PixSearchModel
+    from pixsearch.train.features import FeatureCache
 
 
 def batch_mask_iou(mask_logits: torch.Tensor, targets: torch.Tensor, threshold: float
@@ -65,9 +65,9 @@ def evaluate(model: PixSearchModel, pools: dict[str, list[TrainSample]], feature
                 sums[k] += v
             n += 1
             if res.mask_logits.shape[0]:
-                ious += batch_mask_iou(res.mask_logits, batch["region_targets"].to(dev),
+                ious += batch_mask_iou(res.mask_logits, batch.region_targets.to(dev),
                                        model.cfg.mask_decoder.threshold)
-            h, t = token_hits(res.logits, batch["input_ids"].to(dev), batch["loss_mask"].to(dev))
+            h, t = token_hits(res.logits, batch.input_ids.to(dev), batch.loss_mask.to(dev))
             hit, tot = hit + h, tot + t
         for k, v in sums.items():
             out[f"{name}/{k}_loss"] = v / max(n, 1)

@@ -24,19 +24,19 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from pixsearch.config import from_dict, to_dict
-from pixsearch.data.card import write_card, write_contact_sheet
-from pixsearch.data.config import WorldConfig
-from pixsearch.data.countries import Country, load_countries
-from pixsearch.data.knowledge import write_kb
-from pixsearch.data.questions import QA, SceneView, make_questions
+from pixsearch.config import to_dict
 from pixsearch.data.records import SPLITS, Record, write_records
-from pixsearch.data.refexp import referring_expressions
-from pixsearch.data.scenes import BACKGROUNDS, Scene, compose_ego, compose_nonego
-from pixsearch.data.trajectories import TrajectoryWriter, plain_trajectory
 from pixsearch.masks import mask_to_rle
 from pixsearch.retrieval.index import IndexConfig, KnowledgeIndex
 from pixsearch.types import Document, KBImage
+from pixsearch.world.card import write_card, write_contact_sheet
+from pixsearch.world.config import WorldConfig
+from pixsearch.world.countries import Country, load_countries
+from pixsearch.world.knowledge import write_kb
+from pixsearch.world.questions import QA, SceneView, make_questions
+from pixsearch.world.refexp import referring_expressions
+from pixsearch.world.scenes import BACKGROUNDS, Scene, compose_ego, compose_nonego
+from pixsearch.world.trajectories import TrajectoryWriter, plain_trajectory
 
 
 @dataclass
@@ -166,7 +166,7 @@ def build_split(split: str, out: Path, pools: Pools, countries: dict[str, Countr
 def build_index(out: Path, docs: list[Document], images: list[KBImage], cfg: WorldConfig
                 ) -> KnowledgeIndex:
     """Build `out/index` from the KB with the retrieval package (same as `pixsearch index build`)."""
-    config = from_dict(IndexConfig, dict(cfg.index_config))
+    config = cfg.index_config
     stamp = out / "kb" / "index.sha256"
     digest = _kb_digest(out / "kb", config)
     if (cfg.reuse_index and stamp.is_file() and stamp.read_text() == digest
@@ -196,7 +196,7 @@ def build_world(out: Path, cfg: WorldConfig, progress: bool = True) -> dict[str,
     pools = make_pools(chosen, cfg)
     docs, images = write_kb([countries[c] for c in pools.kb], out / "kb", cfg.kb_image_size)
     index = build_index(out, docs, images, cfg)
-    writer = TrajectoryWriter(index, cfg.top_k, cfg.evidence_words)
+    writer = TrajectoryWriter(index, cfg.evidence)
     by_split, samples = {}, []
     for split in SPLITS:
         recs, scenes = build_split(split, out, pools, countries, cfg, writer, progress)

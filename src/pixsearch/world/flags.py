@@ -2,8 +2,8 @@
 
 The benchmark world's entities are countries; their flags are the images the knowledge base
 links to the country documents and the objects composited into scenes. The SVGs ship in the npm
-package `flag-icons` (installed by the project's setup, see ASSETS.md) and are rendered with
-cairosvg, a real SVG rasteriser.
+package `flag-icons` (installed by `scripts/setup.sh`, see the README's "Set up and run") and
+are rendered with cairosvg, a real SVG rasteriser.
 """
 
 from __future__ import annotations
@@ -16,24 +16,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FLAG_ICONS_VERSION = "7.5.0"
-NPM_PREFIX = Path("~/.cache/pixsearch/npm")
-INSTALL_HINT = (
-    f"npm install --prefix ~/.cache/pixsearch/npm flag-icons@{FLAG_ICONS_VERSION} "
-    "(or run scripts/setup.sh)"
-)
+from pixsearch import paths
+from pixsearch.paths import FLAG_ICONS_VERSION
+
+
+def install_hint() -> str:
+    """The command that installs the flag SVGs where `flags_dir` looks for them."""
+    return (f"npm install --prefix {paths.npm_prefix()} flag-icons@{FLAG_ICONS_VERSION} "
+            "(or run scripts/setup.sh)")
 
 
 def flags_dir() -> Path:
-    """The folder of 4x3 flag SVGs; `PIXSEARCH_FLAGS_DIR` overrides the default location."""
-    env = os.environ.get("PIXSEARCH_FLAGS_DIR")
-    path = Path(env).expanduser() if env else (
-        NPM_PREFIX.expanduser() / "node_modules" / "flag-icons" / "flags" / "4x3"
-    )
+    """The folder of 4x3 flag SVGs (`pixsearch.paths.flags_dir`), checked to hold SVGs."""
+    path = paths.flags_dir()
     if not path.is_dir() or not any(path.glob("*.svg")):
         raise FileNotFoundError(
-            f"flag SVGs not found in {path}. Install them with: {INSTALL_HINT}, "
-            "or point PIXSEARCH_FLAGS_DIR at a folder of <iso2>.svg files."
+            f"flag SVGs not found in {path}. Install them with: {install_hint()}, "
+            f"or point {paths.FLAGS_DIR_ENV} at a folder of <iso2>.svg files."
         )
     return path
 
@@ -69,8 +68,7 @@ MASTER_WIDTH = 320  # flags up to this width are downsampled from one cached ras
 
 
 def _raster_cache_dir() -> Path:
-    home = Path(os.environ.get("PIXSEARCH_HOME", Path.home() / ".cache" / "pixsearch"))
-    return home / "flag_rasters" / f"4x3-{MASTER_WIDTH}-{FLAG_ICONS_VERSION}"
+    return paths.flag_rasters_dir() / f"4x3-{MASTER_WIDTH}-{FLAG_ICONS_VERSION}"
 
 
 def _rasterise(code: str, width: int, height: int) -> Image.Image:
@@ -88,7 +86,7 @@ def _rasterise(code: str, width: int, height: int) -> Image.Image:
 @lru_cache(maxsize=512)
 def _master(code: str) -> Image.Image:
     """The flag at MASTER_WIDTH, rasterised once per machine (SVGs with coats of arms take
-    ~0.1 s each with cairosvg) and kept as a PNG under $PIXSEARCH_HOME/flag_rasters."""
+    ~0.1 s each with cairosvg) and kept as a PNG under `paths.flag_rasters_dir()`."""
     path = _raster_cache_dir() / f"{code.lower()}.png"
     if path.is_file():
         return Image.open(path).convert("RGB")

@@ -11,6 +11,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pixsearch.retrieval.config import IndexConfig
+from pixsearch.retrieval.evidence import EvidenceConfig
+
 Scale = Literal["small", "full"]
 
 
@@ -71,10 +74,12 @@ class WorldConfig:
         unseen_share: share of in-KB countries reserved for the test_unseen split.
         scenes: scenes per split.
         questions_per_scene: questions drawn per scene.
-        top_k: hits per search in gold trajectories.
-        evidence_words: word budget of one `<information>` block.
+        evidence: hits per search and word budget of one `<information>` block of the gold
+            trajectories (training samples and decoding of a model trained on this world use
+            the same budget; `evidence.top_k=5` overrides).
         kb_image_size: width of knowledge-base flag / outline PNGs.
-        index_config: overrides passed to the retrieval `IndexConfig` (field -> value).
+        index_config: how the world's knowledge index is built (the retrieval `IndexConfig`;
+            override fields with e.g. `index_config.image_embedder=thumbnail-16x12`).
         reuse_index: keep an existing `DIR/index` when it was built from the very same KB
             files and index config (skips embedder training when only scenes change).
     """
@@ -86,10 +91,9 @@ class WorldConfig:
     unseen_share: float = 0.15
     scenes: SplitSizes = field(default_factory=SplitSizes)
     questions_per_scene: int = 3
-    top_k: int = 3
-    evidence_words: int = 70
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     kb_image_size: int = 160
-    index_config: dict = field(default_factory=dict)
+    index_config: IndexConfig = field(default_factory=IndexConfig)
     reuse_index: bool = False
     scene: SceneConfig = field(default_factory=SceneConfig)
 
@@ -104,7 +108,7 @@ class WorldConfig:
             return cls(scale="small", n_countries=48,
                        scenes=SplitSizes(train=24, val=6, test=10, test_unseen=8),
                        questions_per_scene=3, kb_image_size=96,
-                       index_config={"image_embedder": "thumbnail-16x12"})
+                       index_config=IndexConfig(image_embedder="thumbnail-16x12"))
         raise ValueError(f"unknown world scale {scale!r}; use 'small' or 'full'")
 
     def replace(self, **changes) -> WorldConfig:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pixsearch.data.countries import Country
-from pixsearch.data.flags import COLOUR_NAMES, flag_colours
-from pixsearch.data.knowledge import FACT_QUERIES
-from pixsearch.data.refexp import count_left_of
+from pixsearch.world.countries import Country
+from pixsearch.world.flags import COLOUR_NAMES, flag_colours
+from pixsearch.world.knowledge import FACT_QUERIES
+from pixsearch.world.refexp import count_left_of
 
 IDK = "I don't know"
 

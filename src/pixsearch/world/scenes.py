@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pixsearch.data.config import SceneConfig
-from pixsearch.data.flags import render_flag
-from pixsearch.data.outlines import outline_mask
 from pixsearch.masks import mask_box
+from pixsearch.world.config import SceneConfig
+from pixsearch.world.flags import render_flag
+from pixsearch.world.outlines import outline_mask
 
 BACKGROUNDS: tuple[str, ...] = (
     "astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle", "hubble_deep_field",

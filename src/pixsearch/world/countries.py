@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
-from pixsearch.data.flags import flag_codes, flag_colours
+from pixsearch.world.flags import flag_codes, flag_colours
 
 
 def _import_sources():

