@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Installs everything PixSearch needs on a fresh machine: system libraries (libcairo2 for SVG
-# flags), the Python package with all extras (torch pinned to the CPU wheel), and the npm data
-# package with the flag SVGs. Idempotent: re-running skips what is already there.
+# Installs everything PixSearch needs on a fresh machine: system packages (libcairo2 for SVG
+# flags, chromium for the page test), the Python package with all extras (torch pinned to the
+# CPU wheel), and the npm data package with the flag SVGs. Idempotent: re-running skips what
+# is already there.
 # Where the flags go (and their version) comes from `pixsearch.paths`, so `$PIXSEARCH_HOME` is
 # resolved exactly as the library resolves it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if ! ldconfig -p 2>/dev/null | grep -q libcairo.so.2; then
   echo "[setup] installing libcairo2 (SVG rasteriser for the flags)"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libcairo2 >/dev/null
+fi
+# Debian's Chromium: the real browser tests/test_page_browser.py drives through Playwright
+# (pip's playwright package, dev extra), so no `playwright install` download is needed
+if [ ! -x /usr/bin/chromium ]; then
+  echo "[setup] installing chromium (browser for the web-page test)"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
 echo "[setup] python packages"

@@ -1,4 +1,5 @@
-"""Test helper: run an ASGI app on a real uvicorn server in a background thread.
+"""Test helpers of the HTTP layers: run an ASGI app on a real uvicorn server in a background
+thread, and a language model whose pace and faults a server test controls (`PacedLM`).
 
 The tests of the HTTP layers (`serve/app.py`, `retrieval/server.py`) use TestClient for most
 checks and one real server each, so that sockets, streaming and the HTTP client are exercised
@@ -40,3 +41,37 @@ def serve_in_thread(app: Any, timeout: float = 20.0, log_level: str = "error") -
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+# -- language models whose pace and faults the server tests control -------------------------
+
+class PacedLM:
+    """A real `SearchLM` (wrapped by `scripted.SteeredLM`, so its answer starts with `script`)
+    that sleeps `delay_s` before every step and fails at step `fail_at` (None: never), like a
+    slow machine or a model that crashes mid-answer. `steps` counts the steps it computed, so
+    a test can tell whether work continued after its client left."""
+
+    def __init__(self, model: Any, script: list, delay_s: float = 0.0,
+                 fail_at: int | None = None) -> None:
+        from scripted import SteeredLM
+
+        self.inner = SteeredLM(model, script)
+        self.tokens, self.renderer = self.inner.tokens, self.inner.renderer
+        self.delay_s, self.fail_at = delay_s, fail_at
+        self.steps = 0
+        self.started = 0
+
+    def start(self, prompt: Any, image: Any):
+        self.started += 1
+        session, logits = self.inner.start(prompt, image)
+        extend = session.extend
+
+        def paced(ids: list[int]):
+            time.sleep(self.delay_s)
+            self.steps += 1
+            if self.fail_at is not None and self.steps >= self.fail_at:
+                raise RuntimeError(f"injected fault at decode step {self.steps}")
+            return extend(ids)
+
+        session.extend = paced
+        return session, logits

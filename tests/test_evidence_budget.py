@@ -167,3 +167,21 @@ def test_training_takes_the_worlds_budget_into_the_model(world, tmp_path):
     cfg = dataclasses.replace(cfg, stages=cfg.stages[:1])  # stage 0: reading samples only
     final = Trainer(cfg).run()
     assert load_checkpoint(final).cfg.evidence == EvidenceConfig(top_k=2, max_words=12)
+
+
+def test_training_from_a_calibrated_checkpoint_drops_its_abstention_policy(world, tmp_path):
+    """A policy is fitted to the weights it was calibrated on: new weights start without one."""
+    from pixsearch.abstention import AbstentionConfig
+    from pixsearch.train.config import TrainConfig
+    from pixsearch.train.trainer import Trainer
+
+    init = build_model(get_preset("tiny"))
+    init.cfg = dataclasses.replace(init.cfg, abstention=AbstentionConfig(
+        enabled=True, threshold=0.4, weights={"searched": 1.0}))
+    save_checkpoint(init, tmp_path / "init")
+    cfg = load(TrainConfig, "configs/train/tiny_smoke.yaml",
+               [f"world={world}", f"out={tmp_path / 'run'}", f"feature_cache={tmp_path}/cache",
+                f"init_from={tmp_path / 'init'}"])
+    cfg = dataclasses.replace(cfg, stages=cfg.stages[:1])
+    final = Trainer(cfg).run()
+    assert load_checkpoint(final).cfg.abstention == AbstentionConfig()

@@ -3,11 +3,14 @@ bad requests get 422; one test goes through a real uvicorn server on 127.0.0.1."
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 
 import httpx
 import pytest
 import torch
+from eval_fixture import build_eval_set
 from fastapi.testclient import TestClient
 from scripted import SteeredLM, colour_scene
 
@@ -49,13 +52,56 @@ def test_budget_and_modalities_pass_through(app):
     r = TestClient(app).post("/api/ask", json=body(max_searches=0))
     assert r.json()["trace"]["steps"] == []
     r = TestClient(app).post("/api/ask", json=body(modalities="audio"))
-    assert r.status_code == 422 and "unknown modalities" in r.text
-    assert TestClient(app).post("/api/ask", json={"question": ""}).status_code == 422
+    assert r.status_code == 400 and "unknown modalities" in r.json()["detail"]
+    assert TestClient(app).post("/api/ask", json={"question": ""}).status_code == 400
 
 
-def test_page_is_served(app):
-    html = TestClient(app).get("/").text
-    assert "/api/ask/stream" in html and "<canvas" in html
+def test_page_and_docs_are_served_with_local_assets_only(app):
+    client = TestClient(app)
+    html = client.get("/").text
+    assert "<canvas" in html and 'name="viewport"' in html
+    assets = {name: client.get(f"/static/{name}") for name in
+              ("app.js", "rle.js", "style.css", "docs.html")}
+    assert all(r.status_code == 200 for r in assets.values())
+    assert "/api/ask/stream" in assets["app.js"].text
+    assert "@media (max-width" in assets["style.css"].text
+    docs = client.get("/docs").text
+    assert "/openapi.json" in docs and "CDN" in docs
+    spec = client.get("/openapi.json").json()
+    assert "question" in json.dumps(spec["paths"]["/api/ask"])
+    for text in [html, docs, *(r.text for r in assets.values())]:  # nothing from the internet
+        assert re.search(r"(src|href)=\"https?://", text) is None
+        assert re.search(r"fetch\(\"https?://", text) is None
+
+
+def test_samples_are_served(colour_index):
+    from pixsearch.serve.samples import Sample
+
+    png = encode_image(colour_scene())
+    app = create_app(Predictor(build_model(get_preset("tiny")).eval(), colour_index), "tiny",
+                     samples=[Sample("Which flag is on the left?", base64.b64decode(png))])
+    client = TestClient(app)
+    listed = client.get("/api/samples").json()
+    assert listed == [{"id": 0, "question": "Which flag is on the left?", "label": "",
+                       "image": "/api/samples/0"}]
+    r = client.get("/api/samples/0")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert client.get("/api/samples/7").json()["error"] == "not_found"
+
+
+def test_world_and_skimage_samples(tmp_path):
+    from pixsearch.serve.samples import find_samples, world_samples
+
+    (tmp_path / "index").mkdir()
+    assert world_samples(tmp_path) == []
+    pictures = find_samples(str(tmp_path / "index"))  # no world here: scikit-image's own
+    assert [s.label for s in pictures] == ["astronaut", "coffee", "chelsea"]
+    assert all(s.data.startswith(b"\x89PNG") for s in pictures)
+    records, index = build_eval_set(tmp_path / "world")  # a world-like folder: records + index
+    records.rename(records.parent / "test.jsonl")
+    scenes = find_samples(str(index), n=3)
+    assert [s.label for s in scenes] == ["factoid", "attribute", "factoid"]  # types first
+    assert scenes[1].question == "What colour is the top stripe of the flag?"
 
 
 def test_stream_over_a_real_server(app, live_server):

@@ -189,7 +189,7 @@ def _steps(out):
     return [r for r in rows if "loss/total" in r], [r for r in rows if "eval" in r]
 
 
-def test_one_step_run_then_resume(world, tmp_path):
+def test_one_step_run_then_resume(world, tmp_path, capsys):
     out = tmp_path / "run"
     assert _train(world, out) == 0
     steps, evals = _steps(out)
@@ -211,5 +211,6 @@ def test_one_step_run_then_resume(world, tmp_path):
     state = torch.load(out / "checkpoint-last" / "trainer_state.pt", weights_only=False)
     assert state["progress"]["global_step"] == 5
     # a run folder is resumed only by the same run: another seed (or model, data) is refused
-    with pytest.raises(ValueError, match="other seed"):
-        _train(world, out, "seed=7")
+    capsys.readouterr()
+    assert _train(world, out, "seed=7") == 2  # the CLI's one-line error (issue #13)
+    assert "other seed" in capsys.readouterr().err

@@ -86,3 +86,11 @@ def test_search_call_fields_are_checked():
         SearchCall("video")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         SearchCall("region", "a query")
+
+
+def test_a_tag_split_across_text_parts_is_refused():
+    from pixsearch.turns import Text, to_display
+
+    with pytest.raises(ValueError, match="join into a control tag"):
+        to_display([Text("look <sea"), Text("rch> here")])
+    assert to_display([Text("the flag "), Text("on the left", refers=True)]) == "the flag on the left"

@@ -8,8 +8,11 @@ This is what applications use (CLI `ask`, the server, evaluation):
 
 A model spec is a preset name (its trained checkpoint if there is one, else random weights) or
 a checkpoint directory; an index spec is a knowledge-index directory or the URL of a PixSearch
-search server. Per-call overrides replace fields of the predictor's `DecodeConfig`
-(`validate_overrides` checks them first); baselines hand in their own `forced_queries`.
+search server. `Predictor.load` checks both before the model loads (an unknown preset, a
+folder that is no checkpoint, a missing or corrupt index fail at once, not after the model's
+load), and opens the index first. Per-call overrides replace fields of the predictor's
+`DecodeConfig` (`validate_overrides` checks them first); baselines hand in their own
+`forced_queries`. Images go through the one loader (`pixsearch.images.load_image`).
 """
 
 from __future__ import annotations
@@ -18,32 +21,54 @@ import dataclasses
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from pixsearch import paths
 from pixsearch.config import ConfigError, from_dict, merge, to_dict
 from pixsearch.decode.config import DecodeConfig
-from pixsearch.decode.engine import Engine, saved_evidence
-from pixsearch.decode.events import Event
-from pixsearch.model.interface import SearchLM
+from pixsearch.images import load_image
 from pixsearch.retrieval.api import SearchAPI
 from pixsearch.retrieval.evidence import EvidenceConfig
 from pixsearch.types import Answer, Query
 
-ImageLike = Image.Image | str | Path | None
+if TYPE_CHECKING:  # the engine and the model pull in torch: imported when a Predictor is made,
+    # so that checking a model spec or an index (`check_model`, `load_search`) stays quick
+    from pixsearch.decode.events import Event
+    from pixsearch.model.interface import SearchLM
+
+ImageLike = Image.Image | str | Path | bytes | None
+
+
+# `pixsearch.model.checkpoint.CONFIG`, spelled here: importing that module pulls in torch, and
+# a model spec is checked before anything heavy loads
+CHECKPOINT_CONFIG = "config.json"
 
 
 def trained_checkpoint(preset: str) -> Path | None:
     """The trained checkpoint of a preset: one the user trained (`paths.model_dir`) wins over
     the one shipped inside the package (`paths.shipped_model_dir`)."""
-    from pixsearch.model.checkpoint import CONFIG
-
     for d in (paths.model_dir(preset), paths.shipped_model_dir(preset)):
-        if (d / CONFIG).exists():
+        if (d / CHECKPOINT_CONFIG).exists():
             return d
     return None
+
+
+def check_model(spec: str) -> None:
+    """Fail fast, without loading anything heavy, on a model spec that names no model: a
+    folder without a checkpoint, or a name that is no preset (the error lists the presets)."""
+    from pixsearch.model.presets import preset_names
+
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / CHECKPOINT_CONFIG).is_file():
+            raise FileNotFoundError(f"model folder {path} is not a checkpoint "
+                                    f"({CHECKPOINT_CONFIG} missing)")
+        return
+    if trained_checkpoint(spec) is None and spec not in preset_names():
+        raise ConfigError(f"unknown model {spec!r}: not a checkpoint folder and not a preset "
+                          f"(presets: {', '.join(preset_names())})")
 
 
 def model_path(spec: str) -> Path:
@@ -61,7 +86,9 @@ def model_path(spec: str) -> Path:
 
 def load_model(spec: str) -> SearchLM:
     """A checkpoint directory, or a preset name: its trained checkpoint if there is one, else
-    freshly built random weights (fine for `tiny` in tests; a warning for anything else)."""
+    freshly built weights (random for `tiny`, as tests want; a warning for a preset that has
+    neither a trained checkpoint nor pretrained hub weights)."""
+    check_model(spec)
     from pixsearch.model.build import build_model
     from pixsearch.model.checkpoint import load_checkpoint
     from pixsearch.model.presets import get_preset
@@ -72,21 +99,24 @@ def load_model(spec: str) -> SearchLM:
     trained = trained_checkpoint(spec)
     if trained is not None:
         return load_checkpoint(trained).eval()
-    if spec != "tiny":
+    cfg = get_preset(spec)
+    if spec != "tiny" and not cfg.lm.pretrained:
         warnings.warn(f"no trained checkpoint for preset {spec!r}: using random weights "
                       f"(train one with `pixsearch train --config configs/train/{spec}.yaml`)",
                       stacklevel=2)
-    return build_model(get_preset(spec)).eval()
+    return build_model(cfg).eval()
 
 
-def load_search(spec: str | None) -> SearchAPI | None:
-    """A knowledge-index directory or an http(s) URL of a search server (None: no search)."""
+def load_search(spec: str | None, http_timeout_s: float = 10.0) -> SearchAPI | None:
+    """A knowledge-index directory (opened and checked: `KnowledgeIndex.open` refuses a
+    corrupt one) or an http(s) URL of a search server, whose requests are bounded by
+    `http_timeout_s` (None spec: no search)."""
     if spec is None:
         return None
     if spec.startswith(("http://", "https://")):
         from pixsearch.retrieval.server import HTTPSearch
 
-        return HTTPSearch(spec)
+        return HTTPSearch(spec, timeout=http_timeout_s)
     from pixsearch.retrieval.index import KnowledgeIndex
 
     path = Path(spec).expanduser()
@@ -101,6 +131,8 @@ class Predictor:
 
     def __init__(self, model: SearchLM, search_api: SearchAPI | None,
                  cfg: DecodeConfig | None = None) -> None:
+        from pixsearch.decode.engine import Engine
+
         self.model = model
         self.search_api = search_api
         self._engine = Engine(model, search_api, cfg or DecodeConfig())
@@ -108,8 +140,11 @@ class Predictor:
     @classmethod
     def load(cls, model: str = "mini", index: str | None = None,
              cfg: DecodeConfig | None = None) -> Predictor:
-        """Load a model spec and an index spec (see the module docstring)."""
-        return cls(load_model(model), load_search(index), cfg)
+        """Load a model spec and an index spec (see the module docstring): both are checked,
+        and the index opened, before the model loads."""
+        check_model(model)
+        search = load_search(index)
+        return cls(load_model(model), search, cfg)
 
     @property
     def decode_config(self) -> DecodeConfig:
@@ -121,6 +156,8 @@ class Predictor:
         """Hits per search and evidence word budget of a call without overrides: the model's
         saved budget (what it was trained with), with the decode config's `top_k` /
         `evidence_max_words` where they are set."""
+        from pixsearch.decode.engine import saved_evidence
+
         return self.decode_config.evidence(saved_evidence(self.model))
 
     def validate_overrides(self, **overrides: Any) -> DecodeConfig:
@@ -157,9 +194,5 @@ class Predictor:
 
 
 def _image(image: ImageLike) -> Image.Image | None:
-    if image is None or isinstance(image, Image.Image):
-        return image.convert("RGB") if image is not None else None
-    path = Path(image).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
-    return Image.open(path).convert("RGB")
+    """The image as upright RGB through the one loader (limits, EXIF, modes; `ImageError`)."""
+    return None if image is None else load_image(image)

@@ -121,13 +121,15 @@ class Renderer:
         run: list[str] = []
 
         def flush() -> None:
-            self._append_text(r, "".join(run), loss)
+            # escaped as one stretch, so a tag split across parts (`<sea` + `rch>`) is caught
+            # too; escaping keeps lengths, so the spans below stay valid
+            self._append_text(r, escape("".join(run)), loss)
             run.clear()
 
         for p in parts:
             if isinstance(p, Text):
                 start = len(r.text) + sum(map(len, run))
-                run.append(escape(p.text))  # same length: spans stay valid
+                run.append(p.text)
                 if p.refers:
                     refs.append((start, start + len(run[-1])))
                 continue

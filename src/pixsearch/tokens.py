@@ -9,12 +9,15 @@ registered under another vocabulary string there). `DISPLAY` is the one spelling
 display tags; `pixsearch.turns` writes and reads the display grammar with it.
 
 Untrusted text (questions, retrieved documents) is passed through `escape` before it is
-tokenised, so a literal `<search>` in it can never become a control token.
+tokenised, so a literal `<search>` in it can never become a control token; the renderer also
+tokenises it with `split_special_tokens`, so no spelling `escape` misses can either
+(`tests/test_control_tokens_props.py` checks both as properties).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -28,15 +31,36 @@ DISPLAY: dict[str, str] = {
     "image_query": "<image>",
 }
 
-# Everything that looks like one of our tags (or a chat-template tag) in untrusted text.
-_TAG_RE = re.compile(r"<(/?)(search|information|region|image|image_pad|im_start|im_end|\|[^|<>]{0,40}\|)>")
+# Untrusted text is escaped where it looks like a tag of ours, a chat-template tag or a
+# tokenizer's own special token: `<` + a name + `>`, the name compared after dropping format
+# characters (zero-width spaces and joiners) and NFKC folding (fullwidth letters), case
+# ignored, with the brackets also in their fullwidth and small forms (`＜search＞`).
+_OPEN, _CLOSE = "<\uff1c\ufe64", ">\uff1e\ufe65"
+_CANDIDATE = re.compile(f"[{_OPEN}]([^{_OPEN}{_CLOSE}]{{1,64}})[{_CLOSE}]")
+_TAG_NAME = re.compile(
+    r"/?(search|information|region|image|image_pad|image_query|im_start|im_end"
+    r"|bos|eos|pad|unk|mask|s|\|[^|]{0,40}\|)", re.IGNORECASE)
 _ESCAPE_OPEN = "\u2039"  # ‹
 _ESCAPE_CLOSE = "\u203a"  # ›
 
 
+def _tag_like(inner: str) -> bool:
+    plain = "".join(c for c in inner if unicodedata.category(c) != "Cf")
+    return _TAG_NAME.fullmatch(unicodedata.normalize("NFKC", plain).strip()) is not None
+
+
 def escape(text: str) -> str:
-    """Neutralise tag-like substrings of untrusted text: `<search>` becomes `‹search›`."""
-    return _TAG_RE.sub(lambda m: f"{_ESCAPE_OPEN}{m.group(1)}{m.group(2)}{_ESCAPE_CLOSE}", text)
+    """Neutralise tag-like substrings of untrusted text: `<search>` becomes `‹search›`, and so
+    do `</information>`, `<eos>`, `</s>`, `<|im_start|>`, `＜search＞` and `<se\u200barch>`.
+    Only the two brackets change, so the text keeps its length (character spans stay valid).
+    Repeated until nothing changes: escaping an inner tag can make an outer one appear
+    (`<|<search>image_pad|>`); each pass removes brackets, so it ends."""
+    while True:
+        out = _CANDIDATE.sub(lambda m: f"{_ESCAPE_OPEN}{m.group(1)}{_ESCAPE_CLOSE}"
+                             if _tag_like(m.group(1)) else m.group(0), text)
+        if out == text:
+            return out
+        text = out
 
 
 @dataclass(frozen=True)

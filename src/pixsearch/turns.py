@@ -102,7 +102,23 @@ def _write(parts: Sequence[Part], tags: Mapping[str, str]) -> tuple[str, list[tu
             put(tags["info_open"] + escape(p.evidence) + tags["info_close"])
         else:
             raise TypeError(f"not a part of a turn: {p!r}")
-    return "".join(out), spans
+    text = "".join(out)
+    for run in _text_runs(parts):  # each part is escaped alone: a tag split across parts
+        joined = "".join(escape(t.text) for t in run)
+        if escape(joined) != joined:
+            raise ValueError(f"adjacent text parts join into a control tag: {joined!r}")
+    return text, spans
+
+
+def _text_runs(parts: Sequence[Part]) -> list[list[Text]]:
+    """Maximal runs of consecutive `Text` parts (with more than one part)."""
+    runs: list[list[Text]] = [[]]
+    for p in parts:
+        if isinstance(p, Text):
+            runs[-1].append(p)
+        elif runs[-1]:
+            runs.append([])
+    return [r for r in runs if len(r) > 1]
 
 
 def to_display(parts: Sequence[Part], tags: Mapping[str, str] = DISPLAY) -> str:

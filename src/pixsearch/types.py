@@ -122,6 +122,8 @@ class SearchStep:
     evidence: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # seconds: mask, retrieve, prefill
     skipped: str | None = None  # why a search was not run (budget, forbidden modality, ...)
+    # why a search that ran brought no evidence (back-end error, timeout, garbage, no hits)
+    error: str | None = None
 
 
 @dataclass
@@ -133,13 +135,16 @@ class Trace:
     n_generated: int = 0
     n_forced: int = 0
     timings: dict[str, float] = field(default_factory=dict)
-    stop_reason: str = ""  # "eos", "max_new_tokens"
+    # "eos", "max_new_tokens", "deadline" (out of time), "search_failed" (see `failure`)
+    stop_reason: str = ""
     # log-probabilities of the answer tokens after the last evidence block (abstention signal)
     lm_logprobs: list[float] = field(default_factory=list)
     p_correct: float | None = None  # calibrated confidence (`pixsearch/abstention.py`), if any
     abstain_threshold: float | None = None  # the policy's threshold, when one was applied
     abstained: bool = False  # the answer was replaced by the abstention message
-    raw_answer: str | None = None  # what the model wrote before abstaining
+    raw_answer: str | None = None  # what the model wrote before abstaining or failing
+    # why the answer is "I don't know." whatever the model wrote: a failed search or the deadline
+    failure: str | None = None
 
     @property
     def n_searches(self) -> int:

@@ -1,4 +1,9 @@
-"""`pixsearch ask`: answer one question about one image, with searches, and show the trace."""
+"""`pixsearch ask`: answer one question about one image, with searches, and show the trace.
+
+Everything the user named is checked before the model loads (seconds): the decode options,
+the image (read by the one loader: limits, EXIF, modes), the model spec, and the index (opened
+and checked). With no index and no world index, only `--max-searches 0` can answer.
+"""
 
 from __future__ import annotations
 
@@ -26,17 +31,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pixsearch.predictor import Predictor
+    from pixsearch.images import load_image
+    from pixsearch.predictor import Predictor, check_model
 
     cfg = decode_config(args, list(args.overrides))
-    predictor = Predictor.load(args.model, default_index(args.index), cfg)
-    answer = predictor.ask(args.question, args.image)
+    image = load_image(args.image) if args.image is not None else None
+    check_model(args.model)
+    index = default_index(args.index)
+    if index is None and cfg.max_searches != 0:
+        raise FileNotFoundError(
+            "no knowledge index to search: pass --index DIR (or a search-server URL), build the "
+            "benchmark world's index with `pixsearch world build`, or answer without searching "
+            "with --max-searches 0")
+    predictor = Predictor.load(args.model, index, cfg)
+    answer = predictor.ask(args.question, image)
     if args.json:
         sys.stdout.write(answer.to_json(indent=2) + "\n")
     else:
         print_answer(answer)
-    if args.masks_out and args.image:
-        from PIL import Image
-
-        save_overlays(answer, Image.open(args.image), args.masks_out, args.image.stem)
+    if args.masks_out and image is not None:  # drawn on the image as it was read (upright)
+        save_overlays(answer, image, args.masks_out, args.image.stem)
     return 0

@@ -57,15 +57,17 @@ def pick_records(world: Path, split: str, n: int) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from pixsearch.decode.config import DecodeConfig
-    from pixsearch.predictor import Predictor
+    from pixsearch.images import load_image
+    from pixsearch.predictor import Predictor, check_model
 
+    check_model(args.model)  # before a world is built for it
     console = Console()
     world = ensure_world(args.world or paths.world_dir(), args.scale, console)
     predictor = Predictor.load(args.model, str(world / "index"), DecodeConfig())
     args.out.mkdir(parents=True, exist_ok=True)
     traces = []
     for rec in pick_records(world, args.split, args.n):
-        image = rec.load_image(world)
+        image = load_image(world / rec.image)  # the one image loader (upright RGB)
         console.rule(f"{rec.id} · {'ego' if rec.ego else 'non-ego'} · {rec.question_type}")
         console.print(f"[bold]Q:[/] {rec.question}   [dim](gold: {rec.answer})[/]")
         answer = predictor.ask(rec.question, image)

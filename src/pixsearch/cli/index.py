@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict
 
 import numpy as np
-from PIL import Image
 
 
 def register(subparsers) -> None:
@@ -57,19 +56,22 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from pixsearch.images import load_image
     from pixsearch.retrieval.index import KnowledgeIndex
 
-    index = KnowledgeIndex.open(args.index)
-    if args.text is not None:
-        if args.mask:
-            raise SystemExit("--mask needs --image")
-        query = args.text
-    else:
-        image = Image.open(args.image).convert("RGB")
+    if args.text is not None and args.mask:
+        raise ValueError("--mask needs --image")
+    query = args.text
+    if args.image is not None:  # read (and checked) before the index loads
+        image = load_image(args.image)
         query = image
         if args.mask:
-            mask = np.asarray(Image.open(args.mask).convert("L")) > 0
+            mask = np.asarray(load_image(args.mask).convert("L")) > 0
+            if mask.shape != (image.height, image.width):
+                raise ValueError(f"mask {args.mask} is {mask.shape[1]}×{mask.shape[0]}, the "
+                                 f"image {image.width}×{image.height}")
             query = (image, mask)
+    index = KnowledgeIndex.open(args.index)
     for rank, hit in enumerate(index.search(query, args.k), 1):
         if args.json:
             print(json.dumps(asdict(hit), ensure_ascii=False))

@@ -1,10 +1,21 @@
-"""`pixsearch serve`: the HTTP API and web page (or, with --search-only, the search API)."""
+"""`pixsearch serve`: the HTTP API and web page (or, with --search-only, the search API).
+
+The server starts listening at once and loads the model in the background: /api/health
+answers from the first second (`model_loaded` tells when asks will be served; until then they
+queue). Binding to a non-loopback address needs an API key (`--api-key` or the environment
+variable `PIXSEARCH_API_KEY`), which clients send in the X-API-Key header.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
+import threading
 
 from pixsearch.cli.options import add_decode_flags, decode_config, default_index
+
+API_KEY_ENV = "PIXSEARCH_API_KEY"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,31 +24,99 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", default=None, help="knowledge-index dir or search-server URL")
     p.add_argument("--search-only", action="store_true",
                    help="serve only the index as a search API (POST /search)")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind; anything but loopback needs an API key")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=None,
+                   help=f"require this key in the X-API-Key header (default: ${API_KEY_ENV})")
+    p.add_argument("--max-queue", type=int, default=16,
+                   help="requests that may wait for the model; more get 429 (default 16)")
+    p.add_argument("--request-timeout", type=float, default=120.0,
+                   help="seconds one answer may take once decoding started (default 120)")
+    p.add_argument("--max-image-mb", type=float, default=20.0,
+                   help="largest image upload in MiB (default 20)")
     add_decode_flags(p, config_file=True)
     p.add_argument("overrides", nargs="*", help="DecodeConfig key=value overrides (the "
                                                 "server's defaults; requests may override some)")
     p.set_defaults(func=run)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def api_key(args: argparse.Namespace) -> str | None:
+    """The key from `--api-key` or the environment; refuses a public bind without one."""
+    key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if key is None and not is_loopback(args.host):
+        raise SystemExit(f"pixsearch serve: binding to {args.host} exposes the model to the "
+                         f"network; set an API key with --api-key KEY or ${API_KEY_ENV} "
+                         "(clients send it in the X-API-Key header), or bind to 127.0.0.1")
+    return key
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from pixsearch.predictor import Predictor, load_search
+    from pixsearch.predictor import load_search
 
     index = default_index(args.index)
     if args.search_only:
         from pixsearch.retrieval.server import make_app
 
+        if not is_loopback(args.host):
+            print(f"warning: the search API on {args.host} has no authentication")
         search = load_search(index)
         if search is None:
             raise SystemExit("--search-only needs --index (no world index found either)")
         app = make_app(search)
     else:
-        from pixsearch.serve.app import create_app
+        app = _model_app(args, index, api_key(args))
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
+                                           timeout_graceful_shutdown=5))
+    worker = getattr(app.state, "worker", None)
+    if worker is not None:  # on SIGINT/SIGTERM: end open answers now, refuse new ones
+        handle_exit = server.handle_exit
 
-        cfg = decode_config(args, list(args.overrides))
-        app = create_app(Predictor.load(args.model, index, cfg), name=args.model)
-    uvicorn.run(app, host=args.host, port=args.port)
+        def stop(sig, frame) -> None:
+            # a thread: this handler may interrupt the event loop inside the worker's lock
+            threading.Thread(target=worker.shutdown, daemon=True).start()
+            handle_exit(sig, frame)
+
+        server.handle_exit = stop
+    server.run()
     return 0
+
+
+def _model_app(args: argparse.Namespace, index: str | None, key: str | None):
+    """The app, with the model loading in the background once the inputs were checked."""
+    from pathlib import Path
+
+    from pixsearch.images import ImageLimits
+    from pixsearch.model.presets import preset_names
+    from pixsearch.predictor import Predictor, load_model, load_search
+    from pixsearch.serve.app import create_app
+    from pixsearch.serve.limits import ServeLimits
+    from pixsearch.serve.samples import find_samples
+
+    if not Path(args.model).expanduser().is_dir() and args.model not in preset_names():
+        raise SystemExit(f"pixsearch serve: model {args.model!r} is neither a checkpoint "
+                         f"folder nor a preset ({', '.join(preset_names())})")
+    cfg = decode_config(args, list(args.overrides))
+    try:
+        limits = ServeLimits(image=ImageLimits(max_bytes=int(args.max_image_mb * 2**20)),
+                             max_queue=args.max_queue, request_timeout_s=args.request_timeout)
+    except ValueError as e:
+        raise SystemExit(f"pixsearch serve: {e}") from None
+    try:  # the index is opened (and checked) now: a bad one stops us before the model loads
+        search = load_search(index)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"pixsearch serve: {e}") from None
+    return create_app(lambda: Predictor(load_model(args.model), search, cfg), name=args.model,
+                      limits=limits, api_key=key, samples=find_samples(index))

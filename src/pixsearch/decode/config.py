@@ -33,6 +33,14 @@ class DecodeConfig:
         abstain: apply the model's calibrated abstention policy (answer "I don't know" below
             its threshold); None = as the model's config says (on once it is calibrated).
         abstain_threshold: replace the model's calibrated threshold (None = the model's own).
+        deadline_s: seconds the whole answer may take (CRAG-MM's 30 s per answer by default;
+            None = no limit). Checked before every token and before each search; past it the
+            answer stops and becomes "I don't know." (stop reason "deadline").
+        first_token_s: seconds until the first generated token (CRAG-MM's 10 s; None = no
+            limit); the prompt prefill and any forced searches count against it.
+        search_timeout_s: seconds one search may take (None = no limit of its own); it is also
+            cut to the time left before the deadline. A search that times out, raises, or
+            returns no hits fails the answer: "I don't know.", with the reason in the trace.
     """
 
     max_new_tokens: int = 128
@@ -48,6 +56,9 @@ class DecodeConfig:
     region_components: str = "largest"
     abstain: bool | None = None
     abstain_threshold: float | None = None
+    deadline_s: float | None = 30.0
+    first_token_s: float | None = 10.0
+    search_timeout_s: float | None = 10.0
 
     def __post_init__(self) -> None:
         bad = set(self.modalities) - set(MODALITIES)
@@ -56,6 +67,9 @@ class DecodeConfig:
         if self.region_components not in ("largest", "all"):
             raise ValueError(f"region_components must be 'largest' or 'all', got "
                              f"{self.region_components!r}")
+        if self.max_new_tokens < 1 or self.max_payload_tokens < 1 or self.sample_top_k < 0:
+            raise ValueError("max_new_tokens and max_payload_tokens must be >= 1 and "
+                             "sample_top_k >= 0")
         if self.max_searches is not None and self.max_searches < 0:
             raise ValueError("max_searches must be >= 0 or None (unbounded)")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
@@ -64,6 +78,10 @@ class DecodeConfig:
             raise ValueError("top_k and evidence_max_words must be >= 1 or None (the model's)")
         if self.abstain_threshold is not None and not 0 <= self.abstain_threshold <= 1:
             raise ValueError("abstain_threshold must be in [0, 1] or None (the model's)")
+        for name in ("deadline_s", "first_token_s", "search_timeout_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds or None (no limit), got {value}")
 
     def evidence(self, model: EvidenceConfig) -> EvidenceConfig:
         """The evidence budget to decode with: `model`'s (the one it was trained with), with

@@ -16,10 +16,19 @@ in its config, i.e. what it was trained with) unless the `DecodeConfig` sets `to
 policy (`pixsearch/abstention.py`): the engine records the log-probabilities of the answer
 tokens, scores the finished trace, and replaces an answer below the model's calibrated
 threshold by "I don't know." (the model's words are kept in the trace).
+
+Faults degrade to the same honest answer. A search that raises (dead server, HTTP 500, garbage
+or wrongly shaped hits), outlives `search_timeout_s`, or returns no hits is recorded on its
+step (`error`), decoding stops, and the answer is "I don't know." with the reason in
+`trace.failure` (stop reason "search_failed"). The answer's deadlines (`deadline_s`,
+`first_token_s`; `pixsearch/decode/deadline.py`) are checked before every token and before
+each search, and bound each search: past them the answer stops the same way (stop reason
+"deadline"). The model's words so far are kept in `trace.raw_answer`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -30,12 +39,14 @@ from PIL import Image
 
 from pixsearch.abstention import AbstentionConfig, confidence_features
 from pixsearch.decode.config import DecodeConfig
+from pixsearch.decode.deadline import CallTimeout, Deadline, call_with_timeout
 from pixsearch.decode.events import (
     DoneEvent,
     Event,
     EvidenceEvent,
     HitsEvent,
     MaskEvent,
+    SearchFailed,
     SearchSkipped,
     SearchStarted,
     TokenEvent,
@@ -45,9 +56,11 @@ from pixsearch.decode.state import Payload, SearchStateMachine
 from pixsearch.decode.text import DisplayText
 from pixsearch.masks import largest_component, mask_box, mask_to_rle
 from pixsearch.model.interface import DecodeSession, SearchLM
-from pixsearch.retrieval.api import SearchAPI
+from pixsearch.retrieval.api import SearchAPI, SearchError, check_hits
 from pixsearch.retrieval.evidence import EvidenceConfig
-from pixsearch.types import Answer, Query, SearchStep, Trace
+from pixsearch.types import Answer, Hit, Query, SearchStep, Trace
+
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -77,18 +90,27 @@ class Engine:
         """Decode while yielding token, search, mask, hits, evidence and done events."""
         cfg = replace(self.cfg, **overrides) if overrides else self.cfg
         tok = self.model.renderer.tokenizer
-        t_start = time.perf_counter()
+        clock = Deadline(cfg.deadline_s, cfg.first_token_s)
         prompt = self.model.renderer.prompt(question, image is not None)
         session, logits = self.model.start(prompt, image)
-        run = _AnswerRun(self.model, cfg, self.constrained, session, image)
-        run.trace.timings["prompt_prefill"] = time.perf_counter() - t_start
+        run = _AnswerRun(self.model, cfg, self.constrained, session, image, clock)
+        run.trace.timings["prompt_prefill"] = clock.elapsed()
         for query in forced_queries or []:
+            if run.stopped:
+                break
             logits = yield from run.forced_search(query, self._search)
-        while run.trace.n_generated < cfg.max_new_tokens:
+        while not run.stopped and run.trace.n_generated < cfg.max_new_tokens:
+            late = clock.expired()
+            if late is not None:
+                run.stop("deadline", late)
+                break
             token = run.sm.forced()
             if token is None:
                 token = run.sample(logits, *run.sm.constraint())
             run.trace.n_generated += 1
+            if clock.first_token_at is None:
+                clock.token()
+                run.trace.timings["first_token"] = clock.first_token_at
             if token == tok.eos_token_id:
                 run.trace.stop_reason = "eos"
                 break
@@ -102,13 +124,14 @@ class Engine:
             if transition.payload is not None:
                 logits = yield from run.payload_search(transition.payload, self._search, logits)
         yield from run.finish()
-        text = run.judge_confidence(run.text.answer)
-        run.trace.timings["total"] = time.perf_counter() - t_start
+        text = run.final_text(run.text.answer)
+        run.trace.timings["total"] = clock.elapsed()
         yield DoneEvent(Answer(text=text, trace=run.trace, masks=run.masks))
 
     def _search(self, run: _AnswerRun, payload: Payload, step: SearchStep,
                 query: Query | None = None) -> Iterator[Event]:
-        """Make the query (unless given), retrieve, and set `step.evidence`."""
+        """Make the query (unless given), retrieve, and set `step.evidence` — or record on
+        `step` why there is no evidence (and stop the answer if the search failed)."""
         yield SearchStarted(step.index, step.modality, step.query_text)
         query = query or self._query(run, payload, step)
         if isinstance(query, str):  # the query could not be made: say so as the evidence
@@ -118,16 +141,58 @@ class Engine:
         if query.modality == "region":
             run.record_mask(step, query.mask)
             yield MaskEvent(step.index, query.mask, step.box)
-        if self.search_api is None:
-            raise RuntimeError("the model asked for a search but the engine has no search API; "
-                               "pass an index (e.g. --index DIR) or set max_searches=0")
+        budget = run.clock.budget(run.cfg.search_timeout_s)
+        late = run.clock.expired()
+        if late is not None or (budget is not None and budget <= 0):
+            # a search that would start past the deadline is not started
+            late = late or "no time was left before the deadline"
+            step.skipped, step.evidence = f"not started: {late}", f"No search was run: {late}."
+            run.stop("deadline", f"search {step.index + 1} ({step.modality}) not started: {late}")
+            yield SearchSkipped(step)
+            return
         t0 = time.perf_counter()
-        step.hits = self.search_api.search(query, run.evidence.top_k)
+        hits, error = self._retrieve(query, run.evidence.top_k, budget)
         step.timings["retrieve"] = time.perf_counter() - t0
+        if error is not None:
+            step.error = error
+            step.evidence = f"No evidence: the search failed ({error})."
+            reason = "deadline" if run.clock.expired() else "search_failed"
+            run.stop(reason, f"search {step.index + 1} ({step.modality}) failed: {error}")
+            yield SearchFailed(step)
+            return
+        step.hits = hits
         yield HitsEvent(step.index, step.hits)
         evidence = run.evidence.format(step.hits)
         step.evidence = evidence.text
         yield EvidenceEvent(step.index, evidence)
+
+    def _retrieve(self, query: Query, k: int, timeout_s: float | None
+                  ) -> tuple[list[Hit], str | None]:
+        """(hits, None), or ([], why the search brought nothing usable). The call runs in a
+        worker thread bounded by `timeout_s`; any exception of the back-end is a failure of
+        this search, not of the answer."""
+        if self.search_api is None:
+            return [], ("no search API is configured (pass an index, e.g. --index DIR, or "
+                        "set max_searches=0)")
+        api = self.search_api
+        try:
+            hits = call_with_timeout(lambda: api.search(query, k), timeout_s,
+                                     "pixsearch-search")
+            hits = check_hits(hits)
+        except CallTimeout:
+            return [], f"the search API gave no answer within {timeout_s:.3g} s"
+        except SearchError as e:  # an expected fault of the back-end: the trace says it
+            log.info("search failed: %s", e)
+            return [], str(e)
+        except Exception as e:  # noqa: BLE001 - any back-end fault is this search's failure
+            # one line for operators; the traceback only at debug level (a CLI user sees the
+            # failure in the answer, not a traceback)
+            log.info("search failed: %s: %s", type(e).__name__, e)
+            log.debug("search failure", exc_info=True)
+            return [], f"{type(e).__name__}: {str(e)[:300]}"
+        if not hits:
+            return [], "the search API returned no hits"
+        return hits, None
 
     def _query(self, run: _AnswerRun, payload: Payload, step: SearchStep) -> Query | str:
         """The retrieval query of a payload, or a reason why there is none."""
@@ -166,9 +231,10 @@ class _AnswerRun:
     """State of one answer in progress: session, state machine, sampler, text and trace."""
 
     def __init__(self, model: SearchLM, cfg: DecodeConfig, constrained: bool,
-                 session: DecodeSession, image: Image.Image | None) -> None:
+                 session: DecodeSession, image: Image.Image | None, clock: Deadline) -> None:
         tok = model.renderer.tokenizer
         self.model, self.cfg, self.session, self.image = model, cfg, session, image
+        self.clock = clock
         self.evidence = cfg.evidence(saved_evidence(model))
         self.abstention = cfg.abstention(saved_abstention(model))
         self.sm = SearchStateMachine(model.tokens, cfg, constrained, lambda ids: tok.decode(ids))
@@ -176,6 +242,15 @@ class _AnswerRun:
         self.trace = Trace(stop_reason="max_new_tokens")
         self.text = DisplayText(tok, model.tokens)
         self.masks: list[np.ndarray] = []
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the answer has failed (a search failed, or it ran out of time)."""
+        return self.trace.failure is not None
+
+    def stop(self, reason: str, failure: str) -> None:
+        """End decoding: the answer will be "I don't know." because of `failure`."""
+        self.trace.stop_reason, self.trace.failure = reason, failure
 
     def new_step(self, payload: Payload) -> SearchStep:
         step = SearchStep(index=len(self.trace.steps), modality=payload.modality or "text",
@@ -207,7 +282,7 @@ class _AnswerRun:
             yield SearchSkipped(step)
             return logits
         yield from search(self, payload, step)
-        return self.inject(step)
+        return logits if self.stopped else self.inject(step)
 
     def forced_search(self, query: Query, search):
         """Write `<search>payload</search>` for a caller-chosen query, search, inject."""
@@ -219,7 +294,7 @@ class _AnswerRun:
         payload = Payload(query.modality, ids, query.text or "")
         step = self.new_step(payload)
         yield from search(self, payload, step, query)
-        return self.inject(step)
+        return None if self.stopped else self.inject(step)
 
     def finish(self):
         unclosed = self.sm.finish()
@@ -228,6 +303,17 @@ class _AnswerRun:
             step.skipped = unclosed.problem
             yield SearchSkipped(step)
         self.trace.display = self.text.display
+
+    def final_text(self, answer: str) -> str:
+        """The text to return: "I don't know." for a failed answer (the model's words kept in
+        the trace), else the answer as the calibrated policy judges it."""
+        if self.trace.failure is None:
+            return self.judge_confidence(answer)
+        policy = self.abstention
+        if policy.weights:  # the confidence is still recorded (risk-coverage curves need it)
+            self.trace.p_correct = policy.p_correct(confidence_features(self.trace))
+        self.trace.raw_answer = answer
+        return policy.message
 
     def judge_confidence(self, answer: str) -> str:
         """Score the finished answer with a calibrated policy; the text to return."""

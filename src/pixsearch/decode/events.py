@@ -56,12 +56,20 @@ class SearchSkipped:
 
 
 @dataclass
+class SearchFailed:
+    """A search that ran and brought no evidence (`step.error` says why); the answer will be
+    "I don't know." and decoding stops."""
+
+    step: SearchStep
+
+
+@dataclass
 class DoneEvent:
     answer: Answer
 
 
 Event = (TokenEvent | SearchStarted | MaskEvent | HitsEvent | EvidenceEvent | SearchSkipped
-         | DoneEvent)
+         | SearchFailed | DoneEvent)
 
 
 def event_to_dict(event: Event) -> dict:

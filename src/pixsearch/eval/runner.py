@@ -172,7 +172,10 @@ def _check_resume(cfg: EvalConfig, out: Path) -> None:
 
     old = dict(_flat(yaml.safe_load(saved.read_text()) or {}))
     new = dict(_flat(to_dict(cfg)))
-    diff = sorted(k for k in new if k not in _RESUME_FREE and k != "out" and old.get(k) != new[k])
+    # a setting added after the run was made had its default value in that run
+    default = dict(_flat(to_dict(EvalConfig())))
+    diff = sorted(k for k in new if k not in _RESUME_FREE and k != "out"
+                  and old.get(k, default.get(k)) != new[k])
     if diff:
         raise ConfigError(f"{out} holds a run with different settings ({', '.join(diff)}); "
                           "use another --out or delete the folder to start over")

@@ -19,6 +19,7 @@ from pixsearch.decode.config import DecodeConfig
 from pixsearch.eval.datasets import record_turns
 from pixsearch.eval.modes import plan
 from pixsearch.eval.proposals import ProposalConfig
+from pixsearch.images import ImageError, load_image
 
 
 class Worker:
@@ -68,9 +69,7 @@ def _image(record: dict[str, Any]) -> Image.Image | None:
     value = record.get("image_path") or record.get("image")
     if value is None or value == "":
         return None
-    if isinstance(value, Image.Image):
-        return value.convert("RGB")
-    path = Path(value)
-    if not path.is_file():
-        raise FileNotFoundError(f"record {record.get('id')!r}: image {path} does not exist")
-    return Image.open(path).convert("RGB")
+    try:
+        return load_image(value if isinstance(value, Image.Image) else Path(value))
+    except ImageError as e:  # name the record: the message names only the file
+        raise type(e)(f"record {record.get('id')!r}: {e}") from e

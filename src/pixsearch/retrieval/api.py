@@ -3,11 +3,16 @@
 A query is text, a PIL image, an (image, mask) pair or a `Query`. Implementations: the
 in-process `KnowledgeIndex`, the HTTP client `HTTPSearch`, and adapters of other search APIs
 (`CragMMSearch`). The decode loop only sees this protocol.
+
+A back-end that fails or answers something that is not hits raises `SearchError`;
+`check_hits` is the one check of what a search returned (the decode loop applies it to every
+back-end, `HTTPSearch` to what a server sent).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import math
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -24,3 +29,28 @@ class SearchAPI(Protocol):
     def search(self, query: QueryLike, k: int = 5) -> list[Hit]:
         """Top-k hits for text, a PIL image, or an image + boolean mask."""
         ...
+
+
+class SearchError(RuntimeError):
+    """A search back-end failed (unreachable, an HTTP error) or answered something that is
+    not a list of hits; the message says which and what."""
+
+
+def check_hits(value: Any) -> list[Hit]:
+    """`value` if it is a list of `Hit`s with string ids, titles and texts and finite scores;
+    else `SearchError` naming the first problem."""
+    if not isinstance(value, list):
+        raise SearchError(f"the search API returned {type(value).__name__}, not a list of hits")
+    for i, h in enumerate(value):
+        if not isinstance(h, Hit):
+            raise SearchError(f"hit {i} is {type(h).__name__}, not a Hit")
+        bad = [name for name in ("doc_id", "title", "text", "via")
+               if not isinstance(getattr(h, name), str)]
+        if h.entity is not None and not isinstance(h.entity, str):
+            bad.append("entity")
+        if bad:
+            raise SearchError(f"hit {i}: {', '.join(bad)} must be text")
+        if isinstance(h.score, bool) or not isinstance(h.score, (int, float)) or (
+                not math.isfinite(h.score)):
+            raise SearchError(f"hit {i}: score {h.score!r} is not a finite number")
+    return value

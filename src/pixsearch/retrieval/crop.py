@@ -11,8 +11,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-# ImageNet mean colour: after normalisation a DINOv2-style encoder sees ~0 there.
-DEFAULT_FILL: tuple[int, int, int] = (124, 116, 104)
+from pixsearch.images import NEUTRAL
+
+# ImageNet mean colour: after normalisation a DINOv2-style encoder sees ~0 there (the one
+# neutral colour, also what transparent pixels of an input image become).
+DEFAULT_FILL: tuple[int, int, int] = NEUTRAL
 
 Box = tuple[int, int, int, int]
 

@@ -2,6 +2,8 @@
 
 Documents are what hits resolve to; images carry the id of the document they depict, so an
 image-index hit becomes a document hit. Standard-library `sqlite3`, one file (`docs.sqlite`).
+Opening an existing store (`create=False`) never creates one: a missing or foreign file is an
+error, not an empty store.
 """
 
 from __future__ import annotations
@@ -27,13 +29,28 @@ CREATE INDEX IF NOT EXISTS images_doc ON images(doc_id);
 class DocStore:
     """Documents and images by id, persisted in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        """Open (with `create`, create) the store at `path`. With `create=False` the file must
+        exist and hold both tables: FileNotFoundError / ValueError otherwise."""
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"document store {self.path} is missing")
         # one connection shared by server threads; sqlite3 serialises with our lock
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False)
+        uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+        self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._lock = threading.Lock()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
+        try:
+            with self._lock:
+                if create:
+                    self._conn.executescript(_SCHEMA)
+                tables = {r[0] for r in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as e:
+            self._conn.close()
+            raise ValueError(f"{self.path} is not a document store ({e})") from e
+        if not {"documents", "images"} <= tables:
+            self._conn.close()
+            raise ValueError(f"{self.path} lacks the documents/images tables")
 
     def add_documents(self, docs: Iterable[Document]) -> None:
         rows = [(d.id, d.title, d.text, d.entity, d.kind) for d in docs]
@@ -76,6 +93,13 @@ class DocStore:
         with self._lock:
             rows = self._conn.execute("SELECT * FROM images ORDER BY rowid").fetchall()
         return [KBImage(*r) for r in rows]
+
+    def ids(self, table: str) -> set[str]:
+        """Every id of `table` ("documents" or "images")."""
+        if table not in ("documents", "images"):
+            raise ValueError(f"no table {table!r}")
+        with self._lock:
+            return {r[0] for r in self._conn.execute(f"SELECT id FROM {table}")}
 
     def counts(self) -> dict[str, int]:
         with self._lock:

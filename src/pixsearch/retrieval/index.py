@@ -10,8 +10,15 @@ writes one folder:
     image.faiss / image.keys.json
     image_embedder.*            the trained image embedder (when `image_embedder: learned`)
 
-`KnowledgeIndex.open` reopens it; `search(query, k)` answers text, image and region queries
-(image hits resolve to the documents their images depict, one hit per document).
+`KnowledgeIndex.open` reopens it and checks that the folder holds together before anything is
+searched: every file there, `docs.sqlite` a readable document store (never silently recreated
+empty), the counts of documents, images and vectors what the manifest says, each keys file
+paired with its vectors (`FaissStore.load`), and every key a document or image of the store —
+a `CorruptIndexError` says what is wrong. The embedders are loaded on first use, so opening is
+quick and a question that never searches text never loads the text encoder.
+
+`search(query, k)` answers text, image and region queries (image hits resolve to the
+documents their images depict, one hit per document).
 """
 
 from __future__ import annotations
@@ -29,11 +36,15 @@ from pixsearch.retrieval.config import IndexConfig
 from pixsearch.retrieval.crop import DEFAULT_FILL, crop
 from pixsearch.retrieval.docstore import DocStore
 from pixsearch.retrieval.embedders import Embedder, make_image_embedder, make_text_embedder
-from pixsearch.retrieval.learned import LearnedImageEmbedder
-from pixsearch.retrieval.store import FaissStore
+from pixsearch.retrieval.store import FaissStore, StoreError
 from pixsearch.types import Document, Hit, KBImage, Query
 
 MANIFEST = "index.yaml"
+DOCS = "docs.sqlite"
+
+
+class CorruptIndexError(ValueError):
+    """An index folder whose parts are missing or do not hold together."""
 
 
 def doc_text(doc: Document) -> str:
@@ -81,7 +92,7 @@ class KnowledgeIndex:
                 if name.is_file():
                     name.unlink()
         out_dir.mkdir(parents=True, exist_ok=True)
-        store = DocStore(out_dir / "docs.sqlite")
+        store = DocStore(out_dir / DOCS)
         store.add_documents(docs)
         store.add_images(images)
 
@@ -118,6 +129,8 @@ class KnowledgeIndex:
         pics = [load_image(root / im.path, config.max_image_side)
                 for im in tqdm(images, desc="load images", unit="img")]
         if config.image_embedder == "learned":
+            from pixsearch.retrieval.learned import LearnedImageEmbedder  # torch: when needed
+
             emb = LearnedImageEmbedder.create(config.learned)
             emb.train(pics)
             emb.save(out_dir)
@@ -133,21 +146,33 @@ class KnowledgeIndex:
 
     @classmethod
     def open(cls, directory: str | Path) -> KnowledgeIndex:
-        """Reopen an index written by `build`."""
-        d = Path(directory)
+        """Reopen an index written by `build`, checked (see the module docstring)."""
+        d = Path(directory).expanduser()
         if not (d / MANIFEST).is_file():
             raise FileNotFoundError(f"{d} is not a knowledge index ({MANIFEST} missing); "
                                     "build one with `pixsearch index build`")
-        manifest = yaml.safe_load((d / MANIFEST).read_text())
-        config = from_dict(IndexConfig, manifest["config"])
-        text_emb = make_text_embedder(manifest["text_embedder"]["name"], config.num_threads)
-        image_store, image_emb = None, None
-        if manifest.get("image_embedder"):
-            image_emb = make_image_embedder(manifest["image_embedder"]["name"], d,
-                                            config.num_threads)
-            image_store = FaissStore.load(d, "image", config.ef_search)
-        return cls(d, config, DocStore(d / "docs.sqlite"),
-                   FaissStore.load(d, "text", config.ef_search), image_store, text_emb, image_emb)
+        hint = f"rebuild it (`pixsearch index build ... --out {d} --overwrite`)"
+        try:
+            manifest = yaml.safe_load((d / MANIFEST).read_text())
+            config = from_dict(IndexConfig, manifest["config"])
+            text_info, image_info = manifest["text_embedder"], manifest.get("image_embedder")
+            counts = manifest.get("counts") or {}
+        except (yaml.YAMLError, ValueError, KeyError, TypeError) as e:
+            raise CorruptIndexError(f"{d / MANIFEST} is unreadable ({type(e).__name__}: {e}); "
+                                    f"{hint}") from e
+        try:
+            docs = DocStore(d / DOCS, create=False)
+            text_store = FaissStore.load(d, "text", config.ef_search)
+            image_store = FaissStore.load(d, "image", config.ef_search) if image_info else None
+            text_emb = make_text_embedder(text_info["name"], config.num_threads, lazy=True,
+                                          dim=text_info.get("dim"))
+            image_emb = (make_image_embedder(image_info["name"], d, config.num_threads,
+                                             lazy=True, dim=image_info.get("dim"))
+                         if image_info else None)
+            _check_counts(docs, text_store, image_store, counts)
+        except (FileNotFoundError, StoreError, ValueError) as e:
+            raise CorruptIndexError(f"index {d} is incomplete or corrupt: {e}; {hint}") from e
+        return cls(d, config, docs, text_store, image_store, text_emb, image_emb)
 
     def region_image(self, query: Query) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
         """The image a (region or image) query is embedded from, and the crop box if any."""
@@ -187,3 +212,23 @@ class KnowledgeIndex:
 
     def close(self) -> None:
         self.docs.close()
+
+
+def _check_counts(docs: DocStore, text_store: FaissStore, image_store: FaissStore | None,
+                  counts: dict) -> None:
+    """The documents, images and vectors are those the manifest counted, and every key is a
+    document (text store) or an image (image store) of `docs` (ValueError saying which)."""
+    have = {**docs.counts(), "text_vectors": len(text_store),
+            "image_vectors": len(image_store) if image_store else 0}
+    wrong = [f"{k}: {have[k]} found, {counts[k]} recorded" for k in have
+             if k in counts and counts[k] != have[k]]
+    if wrong:
+        raise ValueError("counts differ from the manifest (" + "; ".join(wrong) + ")")
+    for name, store, ids in (("text", text_store, docs.ids("documents")),
+                             ("image", image_store, docs.ids("images"))):
+        if store is None:
+            continue
+        unknown = [k for k in store.keys if k not in ids]
+        if unknown:
+            raise ValueError(f"{len(unknown)} {name} key(s) name nothing in {DOCS}, e.g. "
+                             f"{unknown[:3]}")

@@ -5,7 +5,11 @@
     -> {"hits": [{"doc_id", "title", "score", "text", "entity", "via"}, ...]}
 
 Serve an index with `uvicorn` (e.g. `uvicorn.run(make_app(KnowledgeIndex.open(d)))`); point
-`HTTPSearch(url)` at it and it behaves like the in-process index.
+`HTTPSearch(url)` at it and it behaves like the in-process index. The client bounds every
+request (`timeout`) and checks what comes back: an unreachable server, an HTTP error, a body
+that is not JSON or not `{"hits": [hit, ...]}` with well-typed hits each raise a `SearchError`
+that says which (`parse_hits`). Images sent to the server are read by the one image loader
+(`pixsearch.images.load_image`: size limits, EXIF, modes).
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the request model defined
@@ -17,7 +21,8 @@ from dataclasses import asdict
 import numpy as np
 from PIL import Image
 
-from pixsearch.retrieval.api import QueryLike, SearchAPI
+from pixsearch.images import load_image
+from pixsearch.retrieval.api import QueryLike, SearchAPI, SearchError, check_hits
 from pixsearch.types import Hit, Query
 
 _HINT = "pip install 'pixsearch[serve]'"
@@ -37,13 +42,11 @@ def encode_mask(mask: np.ndarray) -> str:
 
 
 def decode_image(data: str) -> Image.Image:
-    with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as im:
-        return im.convert("RGB")
+    return load_image(base64.b64decode(data, validate=True))
 
 
 def decode_mask(data: str) -> np.ndarray:
-    with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as im:
-        return np.asarray(im.convert("L")) > 0
+    return np.asarray(load_image(base64.b64decode(data, validate=True)).convert("L")) > 0
 
 
 def query_payload(query: QueryLike, k: int) -> dict:
@@ -105,23 +108,70 @@ def _request_query(text: str | None, image: str | None, mask: str | None) -> Que
     return Query("region", image=img, mask=decode_mask(mask))
 
 
-class HTTPSearch:
-    """`SearchAPI` client of a PixSearch search server."""
+_HIT_FIELDS = {"doc_id", "title", "score", "text"}  # required; `entity` and `via` optional
 
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
+
+def parse_hits(data: object, source: str = "the search server") -> list[Hit]:
+    """The hits of a `POST /search` response body; `SearchError` saying what is wrong with a
+    body of another shape (fields outside `Hit` are ignored)."""
+    if not isinstance(data, dict) or not isinstance(data.get("hits"), list):
+        raise SearchError(f"{source} answered {_shape(data)}, not {{\"hits\": [...]}}")
+    hits = []
+    for i, h in enumerate(data["hits"]):
+        if not isinstance(h, dict):
+            raise SearchError(f"{source}: hit {i} is {_shape(h)}, not an object")
+        missing = _HIT_FIELDS - set(h)
+        if missing:
+            raise SearchError(f"{source}: hit {i} lacks {sorted(missing)}")
+        hits.append(Hit(doc_id=h["doc_id"], title=h["title"], score=h["score"], text=h["text"],
+                        entity=h.get("entity"), via=h.get("via", "text")))
+    try:
+        return check_hits(hits)
+    except SearchError as e:
+        raise SearchError(f"{source}: {e}") from None
+
+
+def _shape(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:80]}{'…' if len(text) > 80 else ''}"
+
+
+class HTTPSearch:
+    """`SearchAPI` client of a PixSearch search server.
+
+    `timeout` bounds each request in seconds (connecting: at most 5 s of it); a request that
+    fails or answers something other than hits raises `SearchError`."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
         try:
             import httpx
         except ImportError as e:
             raise ImportError(f"the HTTP search client needs httpx: {_HINT}") from e
-        self.url = url.rstrip("/")
-        self._client = httpx.Client(timeout=timeout)
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        self.url, self.timeout = url.rstrip("/"), timeout
+        self._httpx = httpx
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
 
     def search(self, query: QueryLike, k: int = 5) -> list[Hit]:
-        resp = self._client.post(f"{self.url}/search", json=query_payload(query, k))
+        httpx = self._httpx
+        try:
+            resp = self._client.post(f"{self.url}/search", json=query_payload(query, k))
+        except httpx.TimeoutException as e:
+            raise SearchError(f"search server {self.url} gave no answer within "
+                              f"{self.timeout:g} s") from e
+        except httpx.HTTPError as e:
+            raise SearchError(f"search server {self.url} is unreachable "
+                              f"({type(e).__name__}: {e})") from e
         if resp.status_code != 200:
-            raise RuntimeError(f"search server {self.url} answered {resp.status_code}: "
-                               f"{resp.text[:300]}")
-        return [Hit(**h) for h in resp.json()["hits"]]
+            raise SearchError(f"search server {self.url} answered HTTP {resp.status_code}: "
+                              f"{resp.text[:200]}")
+        try:
+            data = resp.json()
+        except ValueError as e:
+            raise SearchError(f"search server {self.url} answered something that is not JSON: "
+                              f"{resp.text[:80]!r}") from e
+        return parse_hits(data, f"search server {self.url}")
 
     def close(self) -> None:
         self._client.close()

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from pixsearch.abstention import AbstentionConfig
 from pixsearch.config import to_dict
 from pixsearch.model.build import set_trainable
 from pixsearch.model.checkpoint import load_checkpoint, save_checkpoint
@@ -208,6 +209,11 @@ class Trainer:
             self.log_print(f"evidence budget of the world {evidence} replaces the model's "
                            f"{model.cfg.evidence}")
             model.cfg.evidence = evidence
+        if model.cfg.abstention.weights:
+            # a policy is calibrated for the weights it was fitted on; new weights need a new one
+            self.log_print("the abstention policy of the initial checkpoint is dropped: "
+                           "calibrate the trained model with `pixsearch eval calibrate`")
+            model.cfg.abstention = AbstentionConfig()
         model.train()
         pools, val_pools = build_pools(train_recs), build_pools(val_recs)
         if any(float(st.mixture.get("text", 0)) > 0 for st in cfg.stages):

@@ -1,0 +1,101 @@
+"""Cold starts of the `pixsearch` command, measured as whole processes (wall clock, best of N).
+
+    python benchmarks/cold_start.py [-n 3] [--model mini] [--index DIR] [--image PATH] [-q TEXT]
+
+`help`: `pixsearch --help` (parsing only: no torch, no model). `ask`: `pixsearch ask --json` on
+one scene (default: the first test scene of the world at `$PIXSEARCH_HOME/world`), a new
+process each time — imports, model load, index open, the answer. The answer's own time
+(`trace.timings.total`, prefill + decoding + searches) is read from the JSON, so
+`start = ask - answer` is the start-up cost the issue bounds (≤ 5 s on a quiet 2-core box).
+"Cold" means a new process; the OS file cache stays warm, as it is for a user's second
+command. Prints every run, then the best of each; the last line is
+`help_s=<x> ask_s=<y>` (best wall times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def pixsearch_command(script_ok: bool = True) -> list[str]:
+    """The console script next to this interpreter, else the same entry point via `-c`."""
+    script = Path(sys.executable).with_name("pixsearch")
+    if script_ok and script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from pixsearch.cli import main; sys.exit(main())"]
+
+
+def timed(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds and CPU seconds (user + system) of one process, and its stdout (a failure
+    stops the benchmark). On a busy machine the CPU time is the steadier number: it is what
+    the wall time tends to on a quiet one, for the mostly single-threaded start-up."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True, env=os.environ.copy())
+    took = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return took, cpu, out.stdout
+
+
+def default_scene() -> tuple[str, str]:
+    """(image path, question) of the world's first test record."""
+    from pixsearch import paths
+    from pixsearch.data.records import read_records
+
+    world = paths.world_dir()
+    rec = read_records(world / "test.jsonl")[0]
+    return str(world / rec.image), rec.question
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=3, help="runs of each command (best is kept)")
+    ap.add_argument("--model", default="mini")
+    ap.add_argument("--index", default=None, help="default: the world's index")
+    ap.add_argument("--image", default=None)
+    ap.add_argument("-q", "--question", default=None)
+    ap.add_argument("--no-script", action="store_true",
+                    help="run `python -c` instead of the console script (to time another "
+                         "checkout through PYTHONPATH)")
+    args = ap.parse_args()
+    cmd = pixsearch_command(not args.no_script)
+    image, question = args.image, args.question
+    if image is None or question is None:
+        scene_image, scene_question = default_scene()
+        image, question = image or scene_image, question or scene_question
+    ask = [*cmd, "ask", "--model", args.model, "--image", image, "-q", question, "--json"]
+    if args.index:
+        ask += ["--index", args.index]
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+          "(other jobs slow both numbers)")
+    helps, asks = [], []
+    for i in range(args.n):
+        took, cpu, _ = timed([*cmd, "--help"])
+        helps.append((took, cpu))
+        print(f"help run {i + 1}: {took:.2f} s (cpu {cpu:.2f} s)")
+    for i in range(args.n):
+        took, cpu, out = timed(ask)
+        answer = json.loads(out)
+        total = answer["trace"]["timings"].get("total", 0.0)
+        asks.append((took, total, cpu))
+        print(f"ask  run {i + 1}: {took:.2f} s (answer {total:.2f} s, start {took - total:.2f} s;"
+              f" cpu {cpu:.2f} s)  -> {answer['text']!r}")
+    best_help, best_ask = min(helps), min(asks)
+    print(f"best: help {best_help[0]:.2f} s (cpu {min(c for _, c in helps):.2f} s); ask "
+          f"{best_ask[0]:.2f} s = start {best_ask[0] - best_ask[1]:.2f} s + answer "
+          f"{best_ask[1]:.2f} s (cpu {min(c for *_, c in asks):.2f} s)")
+    print(f"help_s={best_help[0]:.2f} ask_s={best_ask[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
