@@ -52,7 +52,7 @@ from pixsearch.decode.events import (
     TokenEvent,
 )
 from pixsearch.decode.sampling import Sampler
-from pixsearch.decode.state import Payload, SearchStateMachine
+from pixsearch.decode.state import Payload, SearchStateMachine, TransitionKind
 from pixsearch.decode.text import DisplayText
 from pixsearch.masks import largest_component, mask_box, mask_to_rle
 from pixsearch.model.interface import DecodeSession, SearchLM
@@ -100,27 +100,19 @@ class Engine:
                 break
             logits = yield from run.forced_search(query, self._search)
         while not run.stopped and run.trace.n_generated < cfg.max_new_tokens:
-            late = clock.expired()
-            if late is not None:
-                run.stop("deadline", late)
+            if run.out_of_time():
                 break
             token = run.sm.forced()
             if token is None:
                 token = run.sample(logits, *run.sm.constraint())
-            run.trace.n_generated += 1
-            if clock.first_token_at is None:
-                clock.token()
-                run.trace.timings["first_token"] = clock.first_token_at
+            run.count_token()
             if token == tok.eos_token_id:
                 run.trace.stop_reason = "eos"
                 break
-            logprob = float(torch.log_softmax(logits.detach().float().reshape(-1), -1)[token])
+            logprob = _logprob(logits, token)
             logits = session.extend([token])
             transition = run.sm.feed(token)
-            if transition.kind == "text":
-                run.trace.lm_logprobs.append(logprob)
-            yield TokenEvent(token, run.text.add(token, transition.kind),
-                             self.model.tokens.display(token) is not None)
+            yield run.token_event(token, transition.kind, logprob)
             if transition.payload is not None:
                 logits = yield from run.payload_search(transition.payload, self._search, logits)
         yield from run.finish()
@@ -227,6 +219,11 @@ def saved_abstention(model: SearchLM) -> AbstentionConfig:
     return policy if isinstance(policy, AbstentionConfig) else AbstentionConfig()
 
 
+def _logprob(logits: torch.Tensor, token: int) -> float:
+    """Log-probability of `token` under the model's (unconstrained) next-token distribution."""
+    return float(torch.log_softmax(logits.detach().float().reshape(-1), -1)[token])
+
+
 class _AnswerRun:
     """State of one answer in progress: session, state machine, sampler, text and trace."""
 
@@ -251,6 +248,27 @@ class _AnswerRun:
     def stop(self, reason: str, failure: str) -> None:
         """End decoding: the answer will be "I don't know." because of `failure`."""
         self.trace.stop_reason, self.trace.failure = reason, failure
+
+    def out_of_time(self) -> bool:
+        """Stop the answer if a deadline has passed; whether it was stopped."""
+        late = self.clock.expired()
+        if late is not None:
+            self.stop("deadline", late)
+        return late is not None
+
+    def count_token(self) -> None:
+        self.trace.n_generated += 1
+        if self.clock.first_token_at is None:
+            self.clock.token()
+            self.trace.timings["first_token"] = self.clock.first_token_at
+
+    def token_event(self, token: int, kind: TransitionKind, logprob: float) -> TokenEvent:
+        """Record a generated token (answer text keeps its log-probability for the
+        abstention policy) and the event that shows it."""
+        if kind == "text":
+            self.trace.lm_logprobs.append(logprob)
+        return TokenEvent(token, self.text.add(token, kind),
+                          self.model.tokens.display(token) is not None)
 
     def new_step(self, payload: Payload) -> SearchStep:
         step = SearchStep(index=len(self.trace.steps), modality=payload.modality or "text",
