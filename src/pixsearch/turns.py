@@ -19,11 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from pixsearch.tokens import DISPLAY, escape
-
-SearchModality = Literal["region", "image", "text"]
+from pixsearch.types import MODALITIES, Modality
 
 # payload modality -> token-table role of its payload token (a text query has none)
 PAYLOAD_ROLES: dict[str, str] = {"region": "region", "image": "image_query"}
@@ -52,11 +50,11 @@ class SearchCall:
         query: the text query (text searches only).
     """
 
-    modality: SearchModality
+    modality: Modality
     query: str = ""
 
     def __post_init__(self) -> None:
-        if self.modality not in ("region", "image", "text"):
+        if self.modality not in MODALITIES:
             raise ValueError(f"unknown search modality {self.modality!r}")
         if self.query and self.modality != "text":
             raise ValueError(f"a {self.modality} search has no query text")

@@ -323,21 +323,20 @@ class _AnswerRun:
         self.trace.display = self.text.display
 
     def final_text(self, answer: str) -> str:
-        """The text to return: "I don't know." for a failed answer (the model's words kept in
-        the trace), else the answer as the calibrated policy judges it."""
-        if self.trace.failure is None:
-            return self.judge_confidence(answer)
+        """The text to return: "I don't know." for a failed answer, or below the calibrated
+        policy's threshold (the model's words kept in the trace), else the answer."""
         policy = self.abstention
-        if policy.weights:  # the confidence is still recorded (risk-coverage curves need it)
+        if policy.weights:  # recorded even when off: risk-coverage curves need it
             self.trace.p_correct = policy.p_correct(confidence_features(self.trace))
-        self.trace.raw_answer = answer
-        return policy.message
-
-    def judge_confidence(self, answer: str) -> str:
-        """Score the finished answer with a calibrated policy; the text to return."""
-        policy = self.abstention
-        if not policy.weights:
-            return answer
+        if self.trace.failure is not None:
+            self.trace.raw_answer = answer
+            return policy.message
+        if policy.weights and policy.enabled:
+            self.trace.abstain_threshold = policy.threshold
+            if self.trace.p_correct < policy.threshold:
+                self.trace.raw_answer, self.trace.abstained = answer, True
+                return policy.message
+        return answer
         self.trace.p_correct = policy.p_correct(confidence_features(self.trace))
         self.trace.abstain_threshold = policy.threshold if policy.enabled else None
         if policy.enabled and self.trace.p_correct < policy.threshold:

@@ -23,7 +23,7 @@ import numpy as np
 
 from pixsearch.abstention import FEATURES, AbstentionConfig, confidence_features
 from pixsearch.config import to_dict
-from pixsearch.eval.crag import TurnResult, is_missing
+from pixsearch.eval.crag import TurnResult, first_turns, is_missing
 from pixsearch.types import Trace
 
 
@@ -49,9 +49,7 @@ class Outcome:
 def outcomes(records: Sequence[Mapping[str, Any]], predictions: Mapping[str, Mapping[str, Any]],
              turns: Sequence[TurnResult]) -> list[Outcome]:
     """The outcome of the first turn of every record that has a prediction and a verdict."""
-    first: dict[str, TurnResult] = {}
-    for t in turns:
-        first.setdefault(t.record_id, t)
+    first = first_turns(turns)
     out = []
     for rec in records:
         rid = str(rec["id"])
@@ -105,8 +103,8 @@ def risk_coverage(conf: Sequence[float], outcomes_: Sequence[Outcome]) -> list[d
     return points
 
 
-def calibrate(outcomes_: Sequence[Outcome], fitted_on: str = "", l2: float = 1.0,
-              message: str = "I don't know.") -> tuple[AbstentionConfig, list[dict[str, float]]]:
+def calibrate(outcomes_: Sequence[Outcome], fitted_on: str = "", l2: float = 1.0
+              ) -> tuple[AbstentionConfig, list[dict[str, float]]]:
     """Fit the policy on `outcomes_` and choose the threshold of best truthfulness (the
     highest coverage among ties). Returns the enabled config and its risk–coverage curve."""
     if len(outcomes_) < 20:
@@ -119,7 +117,7 @@ def calibrate(outcomes_: Sequence[Outcome], fitted_on: str = "", l2: float = 1.0
     mean, scale = x.mean(0), x.std(0)
     scale[scale < 1e-8] = 1.0
     w, b = fit_logistic((x - mean) / scale, y, l2)
-    cfg = AbstentionConfig(enabled=True, threshold=0.0, bias=b, message=message,
+    cfg = AbstentionConfig(enabled=True, threshold=0.0, bias=b,
                            weights={f: float(v) for f, v in zip(FEATURES, w)},
                            mean={f: float(v) for f, v in zip(FEATURES, mean)},
                            scale={f: float(v) for f, v in zip(FEATURES, scale)},

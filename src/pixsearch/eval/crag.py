@@ -154,6 +154,14 @@ class CragReport:
         return out
 
 
+def first_turns(turns: Sequence[TurnResult]) -> dict[str, TurnResult]:
+    """The first scored turn of each record, by record id."""
+    first: dict[str, TurnResult] = {}
+    for t in turns:
+        first.setdefault(t.record_id, t)
+    return first
+
+
 def apply_early_stop(turns: Sequence[TurnResult]) -> list[TurnResult]:
     """Score as missing every turn after the first two consecutive non-correct turns of one
     conversation (turns in conversation order)."""

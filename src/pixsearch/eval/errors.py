@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pixsearch.eval.crag import TurnResult
+from pixsearch.eval.crag import TurnResult, first_turns
 from pixsearch.eval.scores import RecordScore
 from pixsearch.types import Trace
 
@@ -119,9 +119,7 @@ def analyse(records: Sequence[Mapping[str, Any]], predictions: Mapping[str, Mapp
     """Per-record categories, counts per category (all / ego / non-ego), and a few examples
     of each failure. `turns` are the CRAG-MM turns (the first turn of each record is used),
     `rows` the per-record scores of `scores.score_record`."""
-    first = {}
-    for t in turns:
-        first.setdefault(t.record_id, t)
+    first = first_turns(turns)
     row_of = {r.id: r for r in rows}
     out: list[RecordError] = []
     counts: dict[str, Counter] = {"all": Counter(), "ego": Counter(), "non_ego": Counter()}

@@ -103,8 +103,8 @@ def plot_region_overlays(cases: Sequence[tuple[Any, Any]], path: str | Path) -> 
     """One panel per (record, trace): the image, the gold mask of the searched entity (green
     outline + tint) and the model's first region mask (red tint), titled with the IoU."""
     import numpy as np
-    from PIL import Image
 
+    from pixsearch.images import load_image
     from pixsearch.masks import rle_to_mask
 
     plt = _pyplot()
@@ -115,7 +115,7 @@ def plot_region_overlays(cases: Sequence[tuple[Any, Any]], path: str | Path) -> 
     for ax in axes.flat:
         ax.axis("off")
     for ax, (record, trace) in zip(axes.flat, cases):
-        image = np.asarray(Image.open(record["image_path"]).convert("RGB"), dtype=float) / 255
+        image = np.asarray(load_image(record["image_path"]), dtype=float) / 255
         step = next((s for s in trace.steps if s.modality == "region" and s.mask_rle), None)
         gold = _gold_region_mask(record, rle_to_mask)
         pred = rle_to_mask(step.mask_rle) if step is not None else np.zeros(image.shape[:2], bool)

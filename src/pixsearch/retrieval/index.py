@@ -31,6 +31,7 @@ import yaml
 from PIL import Image
 from tqdm import tqdm
 
+from pixsearch import images
 from pixsearch.config import from_dict, to_dict
 from pixsearch.retrieval.config import IndexConfig
 from pixsearch.retrieval.crop import DEFAULT_FILL, crop
@@ -53,8 +54,9 @@ def doc_text(doc: Document) -> str:
 
 
 def load_image(path: Path, max_side: int) -> Image.Image:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    """A knowledge-base image through the one loader (`pixsearch.images`: upright, transparency
+    composited like query images), shrunk to `max_side`."""
+    im = images.load_image(path)
     if max(im.size) > max_side:
         im.thumbnail((max_side, max_side), Image.LANCZOS)
     return im

@@ -9,7 +9,7 @@
                             "top_k"?, "max_new_tokens"?} -> Answer JSON (trace included)
     POST /api/ask/stream    same body -> Server-Sent Events, one JSON event per message
                             (TokenEvent, SearchStarted, MaskEvent, HitsEvent, EvidenceEvent,
-                            SearchSkipped, DoneEvent); a failure ends the stream with an
+                            SearchSkipped, SearchFailed, DoneEvent); a failure ends the stream with an
                             `event: error` message whose data is {"type": "ErrorEvent",
                             "error", "detail"}
 

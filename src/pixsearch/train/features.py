@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from pixsearch.images import load_image
 from pixsearch.model.vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class FeatureCache:
         self._feats = torch.load(self.file, map_location="cpu", weights_only=True)
 
     def _open(self, path: str) -> Image.Image:
-        return Image.open(self.root / path).convert("RGB")
+        return load_image(self.root / path)  # as evaluation reads it: upright RGB
 
     def get(self, path: str) -> dict[str, torch.Tensor]:
         """Everything `PixSearchModel.preprocess` returns for the image, from the cache plus
