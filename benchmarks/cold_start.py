@@ -8,8 +8,11 @@ process each time — imports, model load, index open, the answer. The answer's 
 (`trace.timings.total`, prefill + decoding + searches) is read from the JSON, so
 `start = ask - answer` is the start-up cost the issue bounds (≤ 5 s on a quiet 2-core box).
 "Cold" means a new process; the OS file cache stays warm, as it is for a user's second
-command. Prints every run, then the best of each; the last line is
-`help_s=<x> ask_s=<y>` (best wall times).
+command, and so does Python's bytecode cache — unless PYTHONDONTWRITEBYTECODE is set and the
+sources were never compiled, which the benchmark points out (then every start compiles
+pixsearch's ~70 modules, ~0.1-0.2 s that an installed copy does not pay). The machine's load
+average is printed before and after: other jobs slow both numbers. Prints every run, then
+the best of each; the last line is `help_s=<x> ask_s=<y>` (best wall times).
 """
 
 from __future__ import annotations
@@ -47,6 +50,20 @@ def timed(argv: list[str]) -> tuple[float, float, str]:
     return took, cpu, out.stdout
 
 
+def bytecode_note() -> str | None:
+    """A warning when pixsearch is compiled from source on every start (bytecode caching off
+    and no cached bytecode next to the sources), else None."""
+    import importlib.util
+
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return None
+    spec = importlib.util.find_spec("pixsearch.predictor")
+    if spec is None or spec.cached is None or Path(spec.cached).exists():
+        return None
+    return ("note: PYTHONDONTWRITEBYTECODE is set and pixsearch has no cached bytecode: every "
+            "start compiles its modules from source, which an installed copy does not")
+
+
 def default_scene() -> tuple[str, str]:
     """(image path, question) of the world's first test record."""
     from pixsearch import paths
@@ -78,6 +95,9 @@ def main() -> None:
         ask += ["--index", args.index]
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
           "(other jobs slow both numbers)")
+    note = bytecode_note()
+    if note:
+        print(note)
     helps, asks = [], []
     for i in range(args.n):
         took, cpu, _ = timed([*cmd, "--help"])
@@ -94,6 +114,7 @@ def main() -> None:
     print(f"best: help {best_help[0]:.2f} s (cpu {min(c for _, c in helps):.2f} s); ask "
           f"{best_ask[0]:.2f} s = start {best_ask[0] - best_ask[1]:.2f} s + answer "
           f"{best_ask[1]:.2f} s (cpu {min(c for *_, c in asks):.2f} s)")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(f"help_s={best_help[0]:.2f} ask_s={best_ask[0]:.2f}")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,7 @@ def load_model(spec: str) -> SearchLM:
     freshly built weights (random for `tiny`, as tests want; a warning for a preset that has
     neither a trained checkpoint nor pretrained hub weights)."""
     check_model(spec)
+    _preload_vision(spec)
     from pixsearch.model.build import build_model
     from pixsearch.model.checkpoint import load_checkpoint
     from pixsearch.model.presets import get_preset
@@ -105,6 +107,28 @@ def load_model(spec: str) -> SearchLM:
                       f"(train one with `pixsearch train --config configs/train/{spec}.yaml`)",
                       stacklevel=2)
     return build_model(cfg).eval()
+
+
+def _preload_vision(spec: str) -> Future | None:
+    """Start building the DINOv2 ONNX session of a model whose vision tower is DINOv2, in the
+    background (`pixsearch.encoders.dinov2.preload_dinov2`; its future, None for other
+    towers): it overlaps the torch and transformers imports that follow (seconds), and the
+    tower's first image waits for it instead of building its own. The vision kind is read
+    from the checkpoint's config.json (or the preset), without torch."""
+    import json
+
+    from pixsearch.model.config import ModelConfig
+    from pixsearch.model.presets import get_preset
+
+    path = Path(spec).expanduser()
+    ckpt = path if path.is_dir() else trained_checkpoint(spec)
+    cfg = (ModelConfig.from_dict(json.loads((ckpt / CHECKPOINT_CONFIG).read_text()))
+           if ckpt is not None else get_preset(spec))
+    if cfg.lm.backbone != "native" or cfg.vision.kind != "dinov2":
+        return None
+    from pixsearch.encoders.dinov2 import preload_dinov2
+
+    return preload_dinov2()
 
 
 def load_search(spec: str | None, http_timeout_s: float = 10.0) -> SearchAPI | None:

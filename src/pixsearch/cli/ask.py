@@ -3,12 +3,21 @@
 Everything the user named is checked before the model loads (seconds): the decode options,
 the image (read by the one loader: limits, EXIF, modes), the model spec, and the index (opened
 and checked). With no index and no world index, only `--max-searches 0` can answer.
+
+A cold start is mostly importing torch and transformers (seconds). Python's cyclic garbage
+collector is paused for the command (load and answer) and frozen at exit: its passes would
+walk the million long-lived objects those imports create, for no garbage (about 1 s while
+loading and 1.7 s at exit on a 2-core machine; `benchmarks/cold_start.py`).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import gc
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from pixsearch.cli.options import add_decode_flags, decode_config, default_index
@@ -43,12 +52,32 @@ def run(args: argparse.Namespace) -> int:
             "no knowledge index to search: pass --index DIR (or a search-server URL), build the "
             "benchmark world's index with `pixsearch world build`, or answer without searching "
             "with --max-searches 0")
-    predictor = Predictor.load(args.model, index, cfg)
-    answer = predictor.ask(args.question, image)
-    if args.json:
-        sys.stdout.write(answer.to_json(indent=2) + "\n")
-    else:
-        print_answer(answer)
-    if args.masks_out and image is not None:  # drawn on the image as it was read (upright)
-        save_overlays(answer, image, args.masks_out, args.image.stem)
+    # the interpreter's last collections would walk every object of torch and transformers
+    # at exit; frozen, they are skipped (nothing is freed at exit anyway)
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
+    with _gc_paused():
+        predictor = Predictor.load(args.model, index, cfg)
+        answer = predictor.ask(args.question, image)
+        if args.json:
+            sys.stdout.write(answer.to_json(indent=2) + "\n")
+        else:
+            print_answer(answer)
+        if args.masks_out and image is not None:  # drawn on the image as it was read (upright)
+            save_overlays(answer, image, args.masks_out, args.image.stem)
     return 0
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Cyclic garbage collection off inside (restored after). The imports and the model load
+    allocate about a million objects that all live on: each collection during the load, and
+    the first ones after it, would walk them all (about 1 s each way). One answer makes
+    little cyclic garbage; it waits for the next collection (at exit: none)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

