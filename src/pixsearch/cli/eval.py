@@ -1,9 +1,12 @@
 """`pixsearch eval`: run an evaluation, combine runs into the paper's tables, or sweep.
 
     pixsearch eval run --data WORLD_DIR|FILE.jsonl --split test --model tiny --mode full \\
-        [--max-searches B] [--modalities region,text] [--top-k K] [--limit N] [--workers N] \\
+        [--max-searches B] [--modalities region,text] [--top-k K] [--limit N] \\
+        [--workers N | --batch N] \\
         [--judge rule|openai|none --judge-url URL --judge-model NAME] --out RUN_DIR \\
         [decode.temperature=0.7 decode.evidence_max_words=60 ...]
+    pixsearch eval run --format infoseek|oven|textvqa|hotpotqa|nq-open|popqa|musique|refcoco|
+        refcoco+|refcocog|ade20k|coco-stuff --data FILE|DIR [--images DIR] ...  (docs/benchmarks.md)
     pixsearch eval report RUN_DIR... --out DIR
     pixsearch eval sweep --data ... --model ... --out DIR   (modes, budgets, query types)
     pixsearch eval calibrate --run VAL_RUN_DIR [--model CHECKPOINT_DIR | --dry-run]
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from pixsearch.cli.options import add_decode_flags, decode_flags, search_budget
 from pixsearch.config import apply_overrides, from_dict, load, merge, to_dict
+from pixsearch.data.formats import FORMATS
 from pixsearch.eval.modes import MODES
 from pixsearch.eval.runner import EvalConfig, run_eval
 from pixsearch.types import MODALITIES
@@ -28,13 +32,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None, help="EvalConfig YAML")
     p.add_argument("--data", help="records JSONL, or a world folder with <split>.jsonl")
     p.add_argument("--split", help="split of a world folder (default test)")
-    p.add_argument("--format", choices=("auto", "pixsearch", "crag-mm"))
+    p.add_argument("--format", choices=("auto", "pixsearch", "crag-mm", *FORMATS),
+                   help="records format, or a published benchmark (docs/benchmarks.md)")
+    p.add_argument("--images", help="image folder of a benchmark that names images by id "
+                                    "(InfoSeek, OVEN, TextVQA, RefCOCO*)")
     p.add_argument("--model", help="model preset or checkpoint folder (default mini)")
     p.add_argument("--index", help="knowledge-index folder or search-server URL "
                                    "(default: <world>/index)")
     add_decode_flags(p, ("--max-new-tokens", "--top-k", "--temperature"))
     p.add_argument("--limit", type=int, help="evaluate the first N records only")
+    p.add_argument("--device", help="torch device of the model, e.g. cuda (default: CPU)")
     p.add_argument("--workers", type=int, help="parallel workers (processes)")
+    p.add_argument("--batch", type=int, help="records decoded together in this process "
+                                             "(continuous batching; default 1)")
     p.add_argument("--ray", action="store_true", default=None,
                    help="run workers as Ray actors (pip install 'pixsearch[distributed]')")
     p.add_argument("--judge", choices=("rule", "openai", "none"))
@@ -76,8 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=calibrate)
 
 
-_FLAGS = ("data", "split", "format", "model", "index", "limit", "workers", "ray", "judge",
-          "judge_url", "judge_model", "pipeline_select", "progress", "mode")
+_FLAGS = ("data", "split", "format", "images", "model", "index", "limit", "workers", "batch",
+          "ray", "judge", "judge_url", "judge_model", "pipeline_select", "progress", "mode",
+          "device")
 
 
 def eval_config(args: argparse.Namespace) -> EvalConfig:
@@ -94,6 +105,10 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
 
 
 def _summary(cfg: EvalConfig, scores: dict) -> str:
+    if "segmentation" in scores:  # a refseg / semseg run has masks, no answers
+        from pixsearch.eval.paper_tables import segmentation_summary
+
+        return f"{cfg.out}: {segmentation_summary(scores)}"
     g = scores["groups"]["all"]
     c = g["crag"]
     return (f"{cfg.out}: {scores['n_records']} records, accuracy {100 * c['accuracy']:.1f}%, "
@@ -154,7 +169,7 @@ def calibrate(args: argparse.Namespace) -> int:
     import json
 
     from pixsearch.eval.abstention import calibrate_run, write_policy
-    from pixsearch.eval.plots import plot_risk_coverage
+    from pixsearch.eval.plots import plot_risk_coverage, run_caption
     from pixsearch.predictor import model_path
 
     policy, curve, cfg = calibrate_run(args.run, args.l2)
@@ -162,7 +177,8 @@ def calibrate(args: argparse.Namespace) -> int:
     never = next(p for p in curve if p["threshold"] == 0.0)
     (args.run / "calibration.json").write_text(json.dumps(
         {"policy": to_dict(policy), "curve": curve}, indent=2))
-    plot_risk_coverage(curve, args.run / "risk_coverage_calibration.png", policy.threshold)
+    plot_risk_coverage(curve, args.run / "risk_coverage_calibration.png", policy.threshold,
+                       run_caption(cfg, args.run.name) + " (in-sample calibration)")
     print(f"threshold {policy.threshold:.3f} on {policy.fitted_on}: truthfulness "
           f"{100 * never['truthfulness']:.1f}% → {100 * at['truthfulness']:.1f}%, coverage "
           f"{100 * at['coverage']:.1f}% (in-sample; measure it on test)")

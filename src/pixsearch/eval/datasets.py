@@ -1,4 +1,5 @@
-"""Evaluation sets: the project's JSONL records (bring your own) and CRAG-MM rows.
+"""Evaluation sets: the project's JSONL records (bring your own), CRAG-MM rows, and the
+published benchmarks the paper reports (`load_benchmark_records`).
 
 Project records (docs/dataset_format.md) are read by the format's one reader,
 `pixsearch.data.records.read_records` (strict; errors name the file and line), and handed to
@@ -16,16 +17,21 @@ egocentric ones (the evaluator's `is_ego = image_url is None`); labels (`domain`
 `query_category`, `dynamism`, `image_quality`) as strings or ClassLabel indices, mapped to names
 through the dataset's `features` when present. `image_quality` is read from the turn or, as the
 official iterator does, from the row.
+
+`load_benchmark_records` reads InfoSeek, OVEN, TextVQA, HotpotQA, NQ-open, PopQA, MuSiQue,
+RefCOCO/+/g, ADE20K and COCO-Stuff in their published layouts (`pixsearch.data.formats`,
+docs/benchmarks.md) into the same dict layout, each record carrying its `task`.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from pixsearch.data.formats import FORMATS, read_benchmark
 from pixsearch.data.jsonl import read_rows
 from pixsearch.data.records import Record, read_records
 
@@ -202,3 +208,30 @@ def load_crag_mm_jsonl(path: str | Path, split: str | None = None) -> list[dict[
     path = Path(path)
     rows = [row for _, row in read_rows(path, "CRAG-MM export")]
     return crag_mm_records(rows, split=split, image_dir=path.parent)
+
+
+BENCHMARK_FORMATS: tuple[str, ...] = FORMATS
+
+
+@dataclass
+class BenchmarkConfig:
+    """How a published benchmark is read (`pixsearch.data.formats.read_benchmark`).
+
+    Attributes:
+        split_by: RefCOCO* partition, `unc`, `umd` or `google` (None: the dataset's usual one:
+            unc for RefCOCO and RefCOCO+, umd for RefCOCOg).
+        classes: class-list file of ADE20K / COCO-Stuff (None: the one in the data folder).
+    """
+
+    split_by: str | None = None
+    classes: str | None = None
+
+
+def load_benchmark_records(fmt: str, data: str | Path, split: str | None,
+                           images: str | Path | None,
+                           cfg: BenchmarkConfig | None = None) -> list[dict[str, Any]]:
+    """The records of a published benchmark (see `read_benchmark` for the arguments), as
+    evaluation dicts (`BenchmarkSample.to_record`: `task`, `source`, `image_path`, ...)."""
+    cfg = cfg or BenchmarkConfig()
+    samples = read_benchmark(fmt, data, split, images, cfg.split_by, cfg.classes)
+    return [s.to_record() for s in samples]

@@ -17,8 +17,9 @@ from PIL import Image
 from pixsearch.config import from_dict
 from pixsearch.decode.config import DecodeConfig
 from pixsearch.eval.datasets import record_turns
-from pixsearch.eval.modes import plan
+from pixsearch.eval.modes import plan, task_of
 from pixsearch.eval.proposals import ProposalConfig
+from pixsearch.eval.segmentation import SEG_TASKS, SegmentationConfig, answer_segmentation
 from pixsearch.images import ImageError, load_image
 
 
@@ -32,21 +33,30 @@ class Worker:
         self.cfg = cfg
         decode = from_dict(DecodeConfig, cfg["decode"], "decode")
         self.predictor = Predictor.load(cfg["model"], index, decode)
+        if cfg.get("device"):  # the model code follows its parameters' device
+            self.predictor.model.to(cfg["device"])
+        # how a turn is answered: `Predictor.ask`, or a batched engine's (`eval/parallel.py`)
+        self.ask = self.predictor.ask
         self.proposals = from_dict(ProposalConfig, cfg["proposals"])
         # hits per proposal when the pipeline ranks by retrieval: the run's hits per search
         self.rank_k = self.predictor.evidence.top_k
+        self.segmentation = from_dict(SegmentationConfig, cfg.get("segmentation") or {})
 
     def answer(self, record: dict[str, Any]) -> dict[str, Any]:
         """The prediction line of one record."""
         t0 = time.perf_counter()
         image = _image(record)
+        task = task_of(record)
+        if task in SEG_TASKS:  # the model segments; nothing is searched
+            return answer_segmentation(self.predictor.model, record, image, self.segmentation)
         answers, traces, infos = [], [], []
         for turn in record_turns(record):
             p = plan(self.cfg["mode"], turn["question"], image, self.predictor.search_api,
-                     self.proposals, self.cfg["pipeline_select"], self.rank_k)
+                     self.proposals, self.cfg["pipeline_select"], self.rank_k, task,
+                     self.predictor.decode_config.modalities)
             # the mode's overrides (a baseline's budget of 0) win over the run's decode config
-            ans = self.predictor.ask(turn["question"], image, forced_queries=p.forced_queries,
-                                     **p.overrides)
+            ans = self.ask(turn["question"], image, forced_queries=p.forced_queries,
+                           **p.overrides)
             answers.append(ans.text)
             traces.append(ans.trace.to_dict())
             infos.append(p.info)
