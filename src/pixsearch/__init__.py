@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# light (no tqdm, no torch); imported here so worker processes take the parent's verbosity
+from pixsearch import logs  # noqa: F401
+
 if TYPE_CHECKING:
     from pixsearch.predictor import Predictor
 

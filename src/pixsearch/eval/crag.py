@@ -33,11 +33,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tqdm import tqdm
-
 from pixsearch.eval.datasets import as_record_dict, record_turns
 from pixsearch.eval.judges import Agreement, Judge, judge_agreement
 from pixsearch.eval.truncation import MAX_RESPONSE_TOKENS, truncate_response
+from pixsearch.logs import progress_bar
 
 
 def is_missing(response: str) -> bool:
@@ -294,7 +293,8 @@ def score_crag(
         return truncate_response(text, max_tokens, tokenizer)
 
     turns: list[TurnResult] = []
-    for index, obj in enumerate(tqdm(list(records), desc="CRAG-MM scoring", disable=not progress)):
+    bar = progress_bar(list(records), desc="CRAG-MM scoring", disable=not progress)
+    for index, obj in enumerate(bar):
         record = as_record_dict(obj)
         rid = str(record["id"])
         conversation = [

@@ -1,11 +1,13 @@
 """Markdown reports: one run's metrics, and several runs laid out like the paper's tables.
 
-- `run_report(scores)`: the run's settings and every metric per group.
+- `run_report(scores)`: the run's settings, every metric per group, the figures of the run
+  (`pixsearch.eval.figures`, listed in `scores["figures"]`), abstention and error analysis;
+  one function per section, so a section is added without touching the others.
 - `combine_runs(run_dirs, out)`: Table 1 (rows = modes: full, no search, text question, whole
-  image, pipeline), Table 6 (rows = allowed query types, PixSearch mode), Table 7 (rows =
-  search budget B), each with CRAG-MM accuracy / missing / hallucination / truthfulness for
-  overall, egocentric and non-egocentric images; a table of every run's other metrics; and
-  the accuracy-vs-budget plot when runs differ in B.
+  image, pipeline) with its grouped-bar figure, Table 6 (rows = allowed query types,
+  PixSearch mode), Table 7 (rows = search budget B), each with CRAG-MM accuracy / missing /
+  hallucination / truthfulness for overall, egocentric and non-egocentric images; a table of
+  every run's other metrics; and the accuracy-vs-budget plot when runs differ in B.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pixsearch.eval.plots import budget_label, plot_budget_curve
+from pixsearch.eval.plots import budget_label, plot_budget_curve, run_caption
+from pixsearch.provenance import write_provenance
 from pixsearch.types import MODALITIES
 
 MODE_NAMES = {"full": "PixSearch", "no_search": "No search", "text_question": "Text question",
@@ -110,8 +113,36 @@ def run_report(scores: dict[str, Any]) -> str:
         a = scores["judge_agreement"]
         lines += ["## Judge agreement (LLM vs rule judge)", "",
                   "- " + ", ".join(f"{key} {val:.3f}" for key, val in a.items()), ""]
-    lines += _abstention_section(scores) + _error_section(scores)
+    lines += _figures_section(scores) + _abstention_section(scores) + _error_section(scores)
     return "\n".join(lines)
+
+
+# figures of `pixsearch.eval.figures` shown in the figures section, with what each one shows
+# (the risk–coverage curve and the worst masks are shown in their own sections)
+FIGURE_CAPTIONS = {
+    "crag_bars": "Table 1 as bars: accuracy, missing and hallucination rates (%), all / "
+                 "egocentric / non-egocentric images.",
+    "question_types": "Accuracy and truthfulness (%) per question type.",
+    "query_confusion": "Query type chosen by the model vs the gold query type, per search "
+                       "(\"none\": a search missing or not needed).",
+    "recall_at_k": "Recall@1 and recall@k (%) of the gold entity per query type.",
+    "iou_histogram": "IoU of each first region mask with the gold mask of its entity.",
+    "mask_gallery": "Predicted (red) vs gold (green) masks of the best, median and worst "
+                    "region searches by IoU.",
+    "search_patterns": "Searches per sample and the share of each query type, egocentric vs "
+                       "non-egocentric (the paper's Fig. 4).",
+}
+
+
+def _figures_section(scores: dict[str, Any]) -> list[str]:
+    figures = scores.get("figures") or {}
+    shown = [(name, figures[name]) for name in FIGURE_CAPTIONS if name in figures]
+    if not shown:
+        return []
+    lines = ["## Figures", ""]
+    for name, file in shown:
+        lines += [f"**{FIGURE_CAPTIONS[name]}**", "", f"![{name}]({file})", ""]
+    return lines
 
 
 def _abstention_section(scores: dict[str, Any]) -> list[str]:
@@ -177,16 +208,24 @@ def _table7(runs: Sequence[Run]) -> list[tuple[int | None, dict]]:
 
 
 def combine_runs(run_dirs: Sequence[str | Path], out: str | Path) -> str:
-    """Write `report.md` (Tables 1, 6, 7 and all metrics) and `budget_curve.png` into `out`;
+    """Write `report.md` (Tables 1, 6, 7, the benchmarks' Tables 2–5 and all metrics) and
+    `budget_curve.png` into `out`;
     return the markdown. Tables that no combination of runs fills are left out."""
-    runs = [load_run(d) for d in run_dirs]
+    from pixsearch.eval.paper_tables import is_benchmark_run, paper_sections
+
+    every = [load_run(d) for d in run_dirs]
+    # Tables 1, 6, 7 are CRAG-MM's / the project's records; the published benchmarks fill
+    # Tables 2–5 (`paper_tables.py`)
+    runs = [r for r in every if not is_benchmark_run(r)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parts = ["# PixSearch evaluation report", "",
-             f"Runs: {', '.join(r.name for r in runs)}. Numbers are percentages.", ""]
+             f"Runs: {', '.join(r.name for r in every)}. Numbers are percentages.", ""]
     t1, t6, t7 = _table1(runs), _table6(runs), _table7(runs)
+    caption = _report_caption(runs, out)
     if t1:
         parts += ["## Table 1: PixSearch vs baselines (CRAG-MM)", "", crag_table("Method", t1), ""]
+        parts += _table1_figure(t1, out, caption)
     if len({label for label, _ in t6}) > 1:
         parts += ["## Table 6: allowed query types at inference", "",
                   crag_table("Query types", t6), ""]
@@ -194,10 +233,28 @@ def combine_runs(run_dirs: Sequence[str | Path], out: str | Path) -> str:
         parts += ["## Table 7: search budget B", "",
                   crag_table("B", [(budget_label(b), s) for b, s in t7]), "",
                   "![accuracy vs budget](budget_curve.png)", ""]
-        plot_budget_curve(t7, out / "budget_curve.png")
+        plot_budget_curve(t7, out / "budget_curve.png", caption)
+    parts += paper_sections(every)
+    answered = [r for r in every if "groups" in r.scores]  # segmentation runs have no answers
     parts += ["## All metrics (all records; R@k at each run's top-k)", "",
               _table(_metric_header("Run"),
-                     [_metric_row(r.name, r.scores["groups"]["all"]) for r in runs]), ""]
+                     [_metric_row(r.name, r.scores["groups"]["all"]) for r in answered]), ""]
     text = "\n".join(parts)
     (out / "report.md").write_text(text)
+    write_provenance(out, "report", runs=[str(d) for d in run_dirs])
     return text
+
+
+def _report_caption(runs: Sequence[Run], out: Path) -> str:
+    """"model M · split S · run R" of a combined report (several values joined by "+")."""
+    def values(key: str) -> str:
+        return "+".join(dict.fromkeys(Path(str(r.config.get(key))).name for r in runs))
+
+    return run_caption({"model": values("model"), "split": values("split")}, out.name)
+
+
+def _table1_figure(rows: Sequence[tuple[str, dict]], out: Path, caption: str) -> list[str]:
+    from pixsearch.eval.figures import plot_crag_bars
+
+    plot_crag_bars(rows, out / "table1_bars.png", caption)
+    return ["![Table 1 as bars](table1_bars.png)", ""]

@@ -93,6 +93,12 @@ class TrainConfig:
         num_threads: torch CPU threads (0 = library default).
         max_seq_len: longer samples are skipped with a warning (0 = no limit).
         progress: show progress bars.
+        tracker: experiment tracker, through accelerate (`train/tracking.py`): "tensorboard"
+            (offline event files in `out`/tracking), "wandb", "mlflow", any other tracker
+            accelerate supports whose package is installed, or "none".
+        tracker_project: project name of the run in the tracker.
+        log_samples: validation samples whose predicted masks and answers are drawn at each
+            validation (`out`/samples/ and the tracker; 0 = none).
     """
 
     model: str = "tiny"
@@ -123,6 +129,9 @@ class TrainConfig:
     num_threads: int = 0
     max_seq_len: int = 0
     progress: bool = True
+    tracker: str = "tensorboard"
+    tracker_project: str = "pixsearch"
+    log_samples: int = 4
 
     def __post_init__(self) -> None:
         if not self.stages:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from pixsearch.images import load_image
+from pixsearch.logs import progress_bar
 from pixsearch.model.vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class FeatureCache:
     def precompute(self, images: list[str]) -> int:
         """Compute and save the features of every image not cached yet; returns how many."""
         todo = self.missing(images)
-        for path in tqdm(todo, desc="image features", disable=not self.progress):
+        for path in progress_bar(todo, desc="image features", disable=not self.progress):
             out = self.model.backbone.preprocess(self._open(path))
             self._feats[path] = {k: v.to(torch.float16) if v.is_floating_point() else v
                                  for k, v in out.items()}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import shutil
 import time
@@ -29,10 +30,13 @@ from tqdm import tqdm
 
 from pixsearch.abstention import AbstentionConfig
 from pixsearch.config import to_dict
+from pixsearch.logs import progress_bar
 from pixsearch.model.build import set_trainable
 from pixsearch.model.checkpoint import load_checkpoint, save_checkpoint
 from pixsearch.model.pixsearch_model import PixSearchModel
+from pixsearch.provenance import write_provenance
 from pixsearch.train.config import StageConfig, TrainConfig, resolve_path, world_dir
+from pixsearch.train.curves import plot_training_curves
 from pixsearch.train.data import (
     build_pools,
     drop_long,
@@ -53,7 +57,10 @@ from pixsearch.train.state import (
     set_rng_state,
     write_dir,
 )
+from pixsearch.train.tracking import RunTracker
 from pixsearch.train.validation import evaluate
+
+log = logging.getLogger(__name__)
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float,
@@ -118,8 +125,11 @@ class Trainer:
             precision = "bf16" if bf16 else "no"
         # a batch without region searches leaves the mask decoder unused: DDP must allow it
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+        self.started = time.perf_counter()
+        self.tracker = RunTracker(cfg.tracker, resolve_path(cfg.out), cfg.tracker_project,
+                                  cfg.log_samples)
         self.acc = Accelerator(mixed_precision=precision, gradient_accumulation_steps=1,
-                               kwargs_handlers=[ddp])
+                               kwargs_handlers=[ddp], **self.tracker.accelerator_kwargs())
         set_seed(cfg.seed)
         self.out = resolve_path(cfg.out)
         self.world = world_dir(cfg)
@@ -181,13 +191,14 @@ class Trainer:
 
     def log_print(self, msg: str) -> None:
         if self.is_main:
-            tqdm.write(f"[train] {msg}")
+            log.info(msg)
 
     def _log(self, row: dict[str, Any]) -> None:
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             with (self.out / "log.jsonl").open("a") as f:
                 f.write(json.dumps(row) + "\n")
+            self.tracker.log_row(row)
 
     def _truncate_log(self, step: int) -> None:
         """Drop log rows past the checkpoint a run resumes from (they are trained again)."""
@@ -232,8 +243,9 @@ class Trainer:
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
-        bar = tqdm(total=cfg.total_steps, initial=progress.global_step, desc="train",
-                   disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
+        self.tracker.start(self.acc, to_dict(cfg))
+        bar = progress_bar(total=cfg.total_steps, initial=progress.global_step, desc="train",
+                           disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
         while progress.stage < len(cfg.stages):
             stage = cfg.stages[progress.stage]
             self._run_stage(model, stage, pools, val_pools, features, progress, state, bar)
@@ -247,14 +259,27 @@ class Trainer:
             write_dir(final, lambda tmp: (shutil.copytree(last, tmp, dirs_exist_ok=True),
                                           self._write_provenance(tmp, progress)))
             self.log_print(f"final model: {final} ({progress.elapsed / 60:.1f} min of training)")
+            self._finish_run(model, final)
+        self.tracker.finish()
         self.acc.wait_for_everyone()
         return final
+
+    def _finish_run(self, model: PixSearchModel, final: Path) -> None:
+        """The run folder's curves and provenance; a model card in every model folder."""
+        from pixsearch.model_card import write_model_card
+
+        plot_training_curves(self.out)
+        write_provenance(self.out, "train", time.perf_counter() - self.started)
+        stages = [self.out / f"stage-{st.name}" for st in self.cfg.stages]
+        for folder in [final, *(d for d in stages if d.is_dir())]:
+            write_model_card(folder, model, training_from=final)
 
     def _write_provenance(self, folder: Path, progress: Progress) -> None:
         (folder / "training.json").write_text(json.dumps({
             "train_config": to_dict(self.cfg), "world": str(self.world),
             "train_minutes": round(progress.elapsed / 60, 2), "stages": progress.history,
         }, indent=1))
+        write_provenance(folder, "train", time.perf_counter() - self.started)
 
     def _run_stage(self, model: PixSearchModel, stage: StageConfig, pools, val_pools,
                    features: FeatureCache, progress: Progress, state: dict | None,
@@ -359,6 +384,10 @@ class Trainer:
         metrics = evaluate(model, val_pools, features, stage.batch_size, self.cfg.loss,
                            self.cfg.eval_batches)
         self._log({"step": progress.global_step, "stage": stage.name, "eval": metrics})
+        if self.is_main:  # what the numbers look like: sample masks and the curves so far
+            self.tracker.log_predictions(model, val_pools, features, self.world,
+                                         progress.global_step)
+            plot_training_curves(self.out)
         key = self.cfg.best_metric
         value = metrics.get(key)
         self.log_print(f"step {progress.global_step} ({stage.name}) val: " + ", ".join(

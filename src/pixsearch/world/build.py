@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from pixsearch.config import to_dict
 from pixsearch.data.records import SPLITS, Record, write_records
+from pixsearch.logs import progress_bar
 from pixsearch.masks import mask_to_rle
+from pixsearch.provenance import write_provenance
 from pixsearch.retrieval.index import IndexConfig, KnowledgeIndex
 from pixsearch.types import Document, KBImage
 from pixsearch.world.card import write_card, write_contact_sheet
@@ -147,7 +149,7 @@ def build_split(split: str, out: Path, pools: Pools, countries: dict[str, Countr
     records, samples = [], []
     n = getattr(cfg.scenes, split)
     kb = set(pools.kb)
-    for s in tqdm(range(n), desc=f"world {split}", disable=not progress):
+    for s in progress_bar(range(n), desc=f"world {split}", disable=not progress):
         scene, rng = compose_scene(split, s, pools, countries, cfg)
         image = f"images/{split}_{s:05d}.jpg"
         scene.image.save(out / image, quality=cfg.scene.jpeg_quality)
@@ -189,6 +191,7 @@ def _kb_digest(kb_dir: Path, config: IndexConfig) -> str:
 
 def build_world(out: Path, cfg: WorldConfig, progress: bool = True) -> dict[str, list[Record]]:
     """Build the whole world into `out` (see the module docstring); returns records by split."""
+    started = time.perf_counter()
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     chosen = select_countries(cfg)
@@ -209,4 +212,5 @@ def build_world(out: Path, cfg: WorldConfig, progress: bool = True) -> dict[str,
     }, ensure_ascii=False, indent=1))
     write_contact_sheet(out / "contact_sheet.png", samples, countries)
     write_card(out / "card.md", by_split, cfg, pools)
+    write_provenance(out, "world", time.perf_counter() - started)
     return by_split

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pixsearch.data.knowledge import DOCS_FILE, IMAGES_DIR, write_documents, write_images
+from pixsearch.logs import progress_bar
 from pixsearch.types import Document, KBImage
 from pixsearch.world.countries import Country
 from pixsearch.world.flags import render_flag
@@ -93,7 +92,7 @@ def write_kb(countries: list[Country], kb_dir: Path, image_size: int = 160
     img_dir.mkdir(parents=True, exist_ok=True)
     docs = build_documents(countries)
     images: list[KBImage] = []
-    for c in tqdm(countries, desc="kb images", leave=False):
+    for c in progress_bar(countries, desc="kb images", leave=False):
         render_flag(c.code, image_size).save(img_dir / f"{c.code}_flag.png")
         images.append(KBImage(id=f"{c.code}_flag", path=f"{c.code}_flag.png", doc_id=card_id(c.code)))
         if c.geojson is not None:
