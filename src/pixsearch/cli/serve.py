@@ -14,6 +14,7 @@ import os
 import threading
 
 from pixsearch.cli.options import add_decode_flags, decode_config, default_index
+from pixsearch.serve.search_only import add_search_only_flags, search_only_app
 
 API_KEY_ENV = "PIXSEARCH_API_KEY"
 
@@ -29,12 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", default=None,
                    help=f"require this key in the X-API-Key header (default: ${API_KEY_ENV})")
+    p.add_argument("--batch", type=int, default=16,
+                   help="requests decoded together by continuous batching (default 16; "
+                        "1 decodes one at a time)")
     p.add_argument("--max-queue", type=int, default=16,
                    help="requests that may wait for the model; more get 429 (default 16)")
     p.add_argument("--request-timeout", type=float, default=120.0,
                    help="seconds one answer may take once decoding started (default 120)")
     p.add_argument("--max-image-mb", type=float, default=20.0,
                    help="largest image upload in MiB (default 20)")
+    add_search_only_flags(p)
     add_decode_flags(p, config_file=True)
     p.add_argument("overrides", nargs="*", help="DecodeConfig key=value overrides (the "
                                                 "server's defaults; requests may override some)")
@@ -64,18 +69,11 @@ def api_key(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from pixsearch.predictor import load_search
-
     index = default_index(args.index)
     if args.search_only:
-        from pixsearch.retrieval.server import make_app
-
         if not is_loopback(args.host):
             print(f"warning: the search API on {args.host} has no authentication")
-        search = load_search(index)
-        if search is None:
-            raise SystemExit("--search-only needs --index (no world index found either)")
-        app = make_app(search)
+        app = search_only_app(args, index)
     else:
         app = _model_app(args, index, api_key(args))
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
@@ -109,6 +107,8 @@ def _model_app(args: argparse.Namespace, index: str | None, key: str | None):
         raise SystemExit(f"pixsearch serve: model {args.model!r} is neither a checkpoint "
                          f"folder nor a preset ({', '.join(preset_names())})")
     cfg = decode_config(args, list(args.overrides))
+    if args.batch < 1:
+        raise SystemExit(f"pixsearch serve: --batch must be >= 1, got {args.batch}")
     try:
         limits = ServeLimits(image=ImageLimits(max_bytes=int(args.max_image_mb * 2**20)),
                              max_queue=args.max_queue, request_timeout_s=args.request_timeout)
@@ -119,4 +119,5 @@ def _model_app(args: argparse.Namespace, index: str | None, key: str | None):
     except (OSError, ValueError) as e:
         raise SystemExit(f"pixsearch serve: {e}") from None
     return create_app(lambda: Predictor(load_model(args.model), search, cfg), name=args.model,
-                      limits=limits, api_key=key, samples=find_samples(index))
+                      limits=limits, api_key=key, samples=find_samples(index),
+                      batch=args.batch)

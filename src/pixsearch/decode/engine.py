@@ -304,15 +304,20 @@ class _AnswerRun:
 
     def forced_search(self, query: Query, search):
         """Write `<search>payload</search>` for a caller-chosen query, search, inject."""
+        payload, step = self.write_call(query)
+        yield from search(self, payload, step, query)
+        return None if self.stopped else self.inject(step)
+
+    def write_call(self, query: Query) -> tuple[Payload, SearchStep]:
+        """Prefill `<search>payload</search>` of a caller-chosen query; its payload and step
+        (the batched engine runs the search itself, `decode/batched.py`)."""
         ids = self.model.renderer.search_call(query.modality, query.text or "")
         self.session.extend(ids)
         self.trace.n_forced += len(ids)
         for i in ids:  # control ids are told apart by id in `DisplayText.add`
             self.text.add(i, "payload")
         payload = Payload(query.modality, ids, query.text or "")
-        step = self.new_step(payload)
-        yield from search(self, payload, step, query)
-        return None if self.stopped else self.inject(step)
+        return payload, self.new_step(payload)
 
     def finish(self):
         unclosed = self.sm.finish()

@@ -22,18 +22,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from pixsearch.config import ConfigError, from_dict, save, to_dict
 from pixsearch.decode.config import DecodeConfig
-from pixsearch.eval.datasets import load_crag_mm_jsonl, load_records
+from pixsearch.eval.datasets import (
+    BENCHMARK_FORMATS,
+    BenchmarkConfig,
+    load_benchmark_records,
+    load_crag_mm_jsonl,
+    load_records,
+)
 from pixsearch.eval.modes import MODES
 from pixsearch.eval.proposals import ProposalConfig
+from pixsearch.eval.segmentation import SEG_TASKS, SegmentationConfig
+from pixsearch.logs import progress_bar
+from pixsearch.provenance import write_provenance
 from pixsearch.types import Trace
 
 # fields that do not change what a record's prediction is (a resumed run may change them)
-_RESUME_FREE = ("limit", "workers", "ray", "judge", "judge_url", "judge_model", "judge_max_tokens",
-                "progress")
+_RESUME_FREE = ("limit", "workers", "ray", "batch", "judge", "judge_url", "judge_model",
+                "judge_max_tokens", "progress", "device")
 
 
 @dataclass
@@ -44,7 +51,11 @@ class EvalConfig:
         data: a JSONL file of records, or a world folder holding `<split>.jsonl`.
         split: the split read from a world folder (ignored for a file).
         format: "pixsearch" (the project's records), "crag-mm" (CRAG-MM rows exported to
-            JSONL) or "auto" (CRAG-MM when the first line has `session_id` and `turns`).
+            JSONL), a published benchmark (`pixsearch.data.formats.FORMATS`: infoseek, oven,
+            textvqa, hotpotqa, nq-open, popqa, musique, refcoco, refcoco+, refcocog, ade20k,
+            coco-stuff; docs/benchmarks.md; `data` is its question file or dataset folder)
+            or "auto" (CRAG-MM when the first line has `session_id` and `turns`, else the
+            project's records).
         model: model preset name or checkpoint folder.
         index: knowledge-index folder or search-server URL (default: `<world>/index`).
         mode: one of `pixsearch.eval.modes.MODES`.
@@ -55,6 +66,9 @@ class EvalConfig:
         limit: answer only the first N records (None: all).
         workers: parallel workers (1: in this process).
         ray: use Ray actors instead of a process pool for `workers > 1`.
+        batch: records answered at once in this process by the batched engine (continuous
+            batching, `pixsearch.decode.batched`); 1 answers them one at a time. At
+            temperature 0 its answers are the one-at-a-time answers up to float rounding.
         judge: "rule" (offline, default), "openai" (an OpenAI-compatible LLM judge; the rule
             judge then runs too and their agreement is reported) or "none" (exact match only).
         judge_url, judge_model: the LLM judge's endpoint and model name.
@@ -63,6 +77,14 @@ class EvalConfig:
         pipeline_select: which proposal the `pipeline` mode searches with ("saliency" or
             "retrieval").
         proposals: region-proposal settings of the `pipeline` mode.
+        images: the image folder of a benchmark that names images by id (InfoSeek, OVEN,
+            TextVQA, RefCOCO*).
+        benchmark: how a published benchmark is read (`benchmark.split_by`,
+            `benchmark.classes`).
+        segmentation: how the refseg / semseg tasks prompt the model
+            (`segmentation.semseg_classes=all`, ...).
+        device: torch device the model answers on ("cuda", "cuda:1"; None: where it loads,
+            the CPU).
         out: the run folder.
         progress: show a progress bar.
     """
@@ -77,12 +99,17 @@ class EvalConfig:
     limit: int | None = None
     workers: int = 1
     ray: bool = False
+    batch: int = 1
     judge: str = "rule"
     judge_url: str | None = None
     judge_model: str | None = None
     judge_max_tokens: int = 1024
     pipeline_select: str = "saliency"
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    images: str | None = None
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    device: str | None = None
     out: str = "eval_run"
     progress: bool = True
 
@@ -98,6 +125,11 @@ class EvalConfig:
                               "text (or set decode.max_searches=0)")
         if self.workers < 1:
             raise ConfigError("workers must be at least 1")
+        if self.batch < 1:
+            raise ConfigError("batch must be at least 1")
+        if self.batch > 1 and self.workers > 1:
+            raise ConfigError("use either workers > 1 (processes) or batch > 1 (one process "
+                              "decoding records together), not both")
 
 
 def data_file(cfg: EvalConfig) -> Path:
@@ -112,7 +144,12 @@ def data_file(cfg: EvalConfig) -> Path:
 
 
 def load_eval_records(cfg: EvalConfig) -> list[dict[str, Any]]:
-    """The records of the run (project records or converted CRAG-MM rows), `limit` applied."""
+    """The records of the run (project records, converted CRAG-MM rows or a published
+    benchmark's samples), `limit` applied."""
+    if cfg.format in BENCHMARK_FORMATS:
+        records = load_benchmark_records(cfg.format, cfg.data, cfg.split, cfg.images,
+                                         cfg.benchmark)
+        return records[: cfg.limit] if cfg.limit is not None else records
     path = data_file(cfg)
     fmt = cfg.format
     if fmt == "auto":
@@ -126,7 +163,8 @@ def load_eval_records(cfg: EvalConfig) -> list[dict[str, Any]]:
     elif fmt == "pixsearch":
         records = load_records(path)
     else:
-        raise ConfigError(f"format {fmt!r} is not one of auto, pixsearch, crag-mm")
+        raise ConfigError(f"format {fmt!r} is not one of auto, pixsearch, crag-mm, "
+                          f"{', '.join(BENCHMARK_FORMATS)}")
     return records[: cfg.limit] if cfg.limit is not None else records
 
 
@@ -201,7 +239,13 @@ def recall_k(cfg: EvalConfig, predictions: dict[str, dict[str, Any]]) -> int:
 
 
 def answer_records(cfg: EvalConfig, records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Prediction lines for `records`, in completion order (parallel when `workers > 1`)."""
+    """Prediction lines for `records`, in completion order (parallel when `workers > 1`,
+    batched when `batch > 1`)."""
+    if cfg.batch > 1 and len(records) > 1:
+        from pixsearch.eval.parallel import answer_batched
+
+        yield from answer_batched(cfg, default_index(cfg), records)
+        return
     if cfg.workers == 1 or len(records) <= 1:
         from pixsearch.eval.worker import Worker
 
@@ -226,7 +270,8 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     todo = [r for r in records if str(r["id"]) not in done]
     t0 = time.perf_counter()
     with pred_path.open("a", encoding="utf-8") as f:
-        bar = tqdm(total=len(todo), desc=f"eval {cfg.mode}", unit="rec", disable=not cfg.progress)
+        bar = progress_bar(total=len(todo), desc=f"eval {cfg.mode}", unit="rec",
+                           disable=not cfg.progress)
         for line in answer_records(cfg, todo):
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
             f.flush()  # a crash loses at most the record in flight
@@ -237,37 +282,35 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     scores["timing"] = {"answered": len(todo), "skipped": len(records) - len(todo),
                         "seconds": time.perf_counter() - t0}
     (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    write_provenance(out, "eval", time.perf_counter() - t0)
     return scores
 
 
 def finish_run(cfg: EvalConfig, records: list[dict[str, Any]],
                predictions: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Score the predictions and write scores.json, report.md and the search-pattern plot."""
-    from pixsearch.eval.errors import region_cases
-    from pixsearch.eval.plots import (
-        plot_region_overlays,
-        plot_risk_coverage,
-        plot_search_patterns,
-    )
+    """Score the predictions and write scores.json, report.md and the figures."""
+    from pixsearch.eval.benchmark_scores import benchmark_scores, benchmark_section
+    from pixsearch.eval.figures import write_run_figures
     from pixsearch.eval.report import run_report
     from pixsearch.eval.scores import score_run
+    from pixsearch.eval.segmentation import score_segmentation, segmentation_report
 
+    out = Path(cfg.out)
+    if records and records[0].get("task") in SEG_TASKS:  # masks only: no answers to judge
+        scores = {**score_segmentation(records, predictions), "config": to_dict(cfg)}
+        (out / "scores.json").write_text(json.dumps(scores, indent=2))
+        (out / "report.md").write_text(segmentation_report(scores))
+        return scores
     judge, second = make_judges(cfg)
     scores = score_run(records, predictions, judge, second, recall_k(cfg, predictions))
     scores["config"] = to_dict(cfg)
-    out = Path(cfg.out)
+    bench = benchmark_scores(records, predictions)
+    if bench is not None:
+        scores["benchmark"] = bench
     (out / "scores.json").write_text(json.dumps(scores, indent=2))
-    plot_search_patterns(scores, out / "search_patterns.png")
-    if "risk_coverage" in scores:
-        rc = scores["risk_coverage"]
-        plot_risk_coverage(rc["curve"], out / "risk_coverage.png", rc.get("threshold"))
-    worst = scores["errors"]["worst_regions"]
-    if worst and all(r.get("image_path") for r in records):
-        by_id = {str(r["id"]): r for r in records}
-        plot_region_overlays(region_cases(by_id, predictions, worst), out / "worst_regions.png")
-        scores["errors"]["overlays"] = "worst_regions.png"
-        (out / "scores.json").write_text(json.dumps(scores, indent=2))
-    (out / "report.md").write_text(run_report(scores))
+    scores["figures"] = write_run_figures(scores, records, predictions, out)
+    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    (out / "report.md").write_text(run_report(scores) + benchmark_section(scores))
     return scores
 
 

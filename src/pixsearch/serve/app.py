@@ -16,8 +16,10 @@
 Every error is JSON `{"error", "detail"}` (`serve/errors.py`): 400 bad input, 401 missing API
 key, 413 too large, 429 queue full (with Retry-After), 503 model unavailable, 5xx failures.
 Requests are checked before any work (`serve/limits.py`), then queued for the one decode
-worker that owns the model (`serve/queue.py`); a request whose client disconnects is cancelled
-wherever it is.
+worker that owns the model (`serve/queue.py`), which decodes up to `batch` of them together
+(continuous batching, `pixsearch.decode.batched`); a request whose client disconnects is
+cancelled wherever it is, and frees its place in the batch at once. /api/health's `stats`
+count the batch's decode steps and the sequences they carried.
 """
 
 # no `from __future__ import annotations`: FastAPI inspects the endpoint signatures
@@ -70,10 +72,12 @@ def _sse(data: dict, event: str | None = None) -> str:
 
 
 def create_app(predictor: Any, name: str = "pixsearch", limits: ServeLimits | None = None,
-               api_key: str | None = None, samples: list[Sample] | None = None):
+               api_key: str | None = None, samples: list[Sample] | None = None,
+               batch: int = 16):
     """A FastAPI app answering with `predictor` (a `Predictor`, or a callable loading one in
     the background while health already answers). `api_key`: required in the X-API-Key
-    header of /api/ask*; `samples`: the pictures the page offers."""
+    header of /api/ask*; `samples`: the pictures the page offers; `batch`: requests decoded
+    together (1: one at a time; models without a batched KV cache always are)."""
     try:
         from fastapi import FastAPI, Request
         from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -82,7 +86,7 @@ def create_app(predictor: Any, name: str = "pixsearch", limits: ServeLimits | No
         raise ImportError(f"the server needs fastapi: {_HINT}") from e
 
     limits = limits or ServeLimits()
-    worker = DecodeWorker(predictor, limits)
+    worker = DecodeWorker(predictor, limits, batch)
     samples = list(samples or [])
     key = api_key.encode() if api_key else None
 
@@ -143,7 +147,7 @@ def create_app(predictor: Any, name: str = "pixsearch", limits: ServeLimits | No
         return {"ok": worker.loaded and worker.load_error is None, "model": name,
                 "model_loaded": worker.loaded, "model_error": worker.load_error,
                 "index": (p.search_api is not None) if p is not None else None,
-                "queue": worker.depth(), "auth": key is not None, "stats": dict(worker.stats),
+                "queue": worker.depth(), "auth": key is not None, "stats": worker.counters(),
                 "limits": {"max_image_bytes": limits.image.max_bytes,
                            "max_question_chars": limits.max_question_chars}}
 
