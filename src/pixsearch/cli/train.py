@@ -23,10 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*",
                    help="TrainConfig key=value overrides, e.g. stages.0.steps=10 out=runs/x "
                         "(a number picks a list item)")
+    p.add_argument("--recipe", choices=("sft", "referent"), default="sft",
+                   help="sft: the staged training of a model (TrainConfig); referent: add "
+                        "referent selection (instance proposals + selector) to a trained "
+                        "model (ReferentTrainConfig, e.g. configs/train/mini_referent.yaml)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.recipe == "referent":
+        return run_referent(args)
     import shutil
 
     from pixsearch.config import load
@@ -41,6 +47,19 @@ def run(args: argparse.Namespace) -> int:
     final = Trainer(cfg).run()  # a missing file or a bad setting: `cli.main` says so
     print(f"trained in {(time.perf_counter() - t0) / 60:.1f} min; model at {final} "
           f"(use it with `pixsearch ask --model {final} ...`)")
+    return 0
+
+
+def run_referent(args: argparse.Namespace) -> int:
+    from pixsearch.config import load
+    from pixsearch.predictor import load_model
+    from pixsearch.train.config import resolve_path
+    from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
+
+    cfg = load(ReferentTrainConfig, args.config, list(args.overrides))
+    cfg.world, cfg.out = str(resolve_path(cfg.world)), str(resolve_path(cfg.out))
+    out = ReferentTrainer(cfg, load_model(cfg.model)).run()
+    print(f"model with referent selection at {out} (report: {out / 'referent_report.json'})")
     return 0
 
 

@@ -10,6 +10,7 @@ from a fork of torch's generator seeded with `cfg.seed`; the caller's RNG is lef
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -20,6 +21,8 @@ from pixsearch.model.config import TRAINABLE_GROUPS, ModelConfig
 from pixsearch.model.hires import MaskFeatureMap
 from pixsearch.model.mask_decoder import MaskDecoder
 from pixsearch.model.pixsearch_model import PixSearchModel
+from pixsearch.model.proposals import InstanceProposer
+from pixsearch.model.referent import ReferentSelector, feature_dim
 from pixsearch.model.span_query import SpanToQueries
 from pixsearch.model.span_tagger import SpanTagger
 from pixsearch.model.tokenizer import train_tokenizer
@@ -115,7 +118,9 @@ def trainable_groups(model: PixSearchModel) -> dict[str, list[nn.Parameter]]:
                    prompt_encoder=[md.prompt_encoder, md.shared_image_embedding],
                    mask_decoder=[md.mask_decoder],
                    hires=[model.mask_features] if model.mask_features is not None else [],
-                   sam_vision=[md.vision_encoder] if md.vision_encoder is not None else [])
+                   sam_vision=[md.vision_encoder] if md.vision_encoder is not None else [],
+                   proposals=[model.proposer] if model.proposer is not None else [],
+                   referent=[model.referent] if model.referent is not None else [])
     out = {name: [p for m in ms for p in m.parameters()] for name, ms in modules.items()}
     lora = [p for n, p in model.backbone.language_model().named_parameters() if "lora_" in n]
     if lora:
@@ -185,9 +190,16 @@ def _build(cfg: ModelConfig, tokenizer: Any, corpus: Iterable[str] | None) -> Pi
     feats = None
     if md.vision_encoder is None:
         feats = MaskFeatureMap(backbone.grid_dim, md.hidden, md.grid, cfg.hires)
+    proposer = referent = None
+    if cfg.referent.enabled:
+        # the proposer's decoder is a copy of the mask decoder's shape; its image embeddings
+        # are the mask decoder's, so it needs no image encoder of its own
+        proposer = InstanceProposer(MaskDecoder(replace(cfg.mask_decoder, sam_vision=False)),
+                                    cfg.referent)
+        referent = ReferentSelector(d_lm, feature_dim(md.hidden), cfg.referent)
     model = PixSearchModel(cfg, backbone, SpanTagger(d_lm, cfg.span_tagger),
                            SpanToQueries(d_lm, md.hidden, cfg.mask_decoder.num_queries),
-                           md, feats, tok, table)
+                           md, feats, tok, table, proposer, referent)
     if "lora" in cfg.trainable:
         add_lora(cfg, backbone.language_model())
     set_trainable(model, cfg.trainable)

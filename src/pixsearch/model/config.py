@@ -20,7 +20,8 @@ from pixsearch.retrieval.evidence import EvidenceConfig
 BackboneKind = Literal["native", "llava", "qwen2_5_vl"]
 VisionKind = Literal["patch", "dinov2"]
 TRAINABLE_GROUPS = ("lora", "lm", "embeddings", "vision", "projector", "span_tagger", "g",
-                    "prompt_encoder", "mask_decoder", "hires", "sam_vision")
+                    "prompt_encoder", "mask_decoder", "hires", "sam_vision", "proposals",
+                    "referent")
 
 
 @dataclass
@@ -150,6 +151,40 @@ class HiResConfig:
 
 
 @dataclass
+class ReferentConfig:
+    """Referent selection: instance proposals prompted by points, and a selector that picks the
+    proposal the referring expression names (`proposals.py`, `referent.py`).
+
+    The span-conditioned mask decoder segments *a* flag well but often the wrong one: choosing
+    among several entities ("the leftmost", "the smallest", "the red-and-white one") is a
+    comparison over a set, which a selector attending over every candidate makes directly.
+
+    Attributes:
+        enabled: build the proposal decoder and the selector; region masks then come from the
+            selected proposal (the span-conditioned mask when there is no proposal).
+        max_points: most point prompts per image: the peaks of the proposer's entity-centre
+            heatmap (one decoder pass per prompt, so this bounds the cost).
+        peak_threshold: a heatmap peak below this probability is no prompt.
+        min_area: smallest proposal kept, as a fraction of the mask's pixels.
+        score_threshold: proposals whose predicted IoU is below this are dropped.
+        nms_iou: a proposal overlapping a better one by more than this IoU is dropped.
+        max_candidates: proposals kept per image (best predicted IoU first).
+        dim, layers, heads: width, encoder layers and heads of the selector.
+    """
+
+    enabled: bool = False
+    max_points: int = 10
+    peak_threshold: float = 0.2
+    min_area: float = 0.0005
+    score_threshold: float = 0.5
+    nms_iou: float = 0.5
+    max_candidates: int = 12
+    dim: int = 128
+    layers: int = 2
+    heads: int = 4
+
+
+@dataclass
 class LoraConfig:
     """LoRA adapters on the language model (via `peft`).
 
@@ -182,6 +217,7 @@ class ModelConfig:
             (the default is what the shipped `mini` was trained with).
         abstention: the decode-time abstention policy calibrated for these weights
             (`pixsearch eval calibrate`); disabled until calibrated.
+        referent: referent selection among instance proposals (off unless trained).
     """
 
     name: str = "custom"
@@ -197,6 +233,7 @@ class ModelConfig:
     seed: int = 0
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
+    referent: ReferentConfig = field(default_factory=ReferentConfig)
 
     def __post_init__(self) -> None:
         unknown = set(self.trainable) - set(TRAINABLE_GROUPS)

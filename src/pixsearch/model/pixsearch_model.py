@@ -25,6 +25,8 @@ from pixsearch.model.batch import Batch
 from pixsearch.model.config import ModelConfig
 from pixsearch.model.hires import MaskFeatureMap
 from pixsearch.model.mask_decoder import MaskDecoder
+from pixsearch.model.proposals import InstanceProposer, Proposals
+from pixsearch.model.referent import ReferentSelector, candidate_features
 from pixsearch.model.span_query import SpanToQueries
 from pixsearch.model.span_tagger import SpanTagger, pool_span, select_span
 from pixsearch.model.vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
@@ -65,7 +67,8 @@ class PixSearchModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, backbone: Backbone, span_tagger: SpanTagger,
                  g: SpanToQueries, mask_decoder: MaskDecoder, mask_features: MaskFeatureMap | None,
-                 tokenizer: Any, tokens: TokenTable) -> None:
+                 tokenizer: Any, tokens: TokenTable, proposer: InstanceProposer | None = None,
+                 referent: ReferentSelector | None = None) -> None:
         super().__init__()
         assert tokens.ids, "PixSearchModel needs a resolved TokenTable"
         assert tokens.id("image_placeholder") != tokens.id("image_query")
@@ -75,6 +78,8 @@ class PixSearchModel(nn.Module):
         self.g = g
         self.mask_decoder = mask_decoder
         self.mask_features = mask_features
+        self.proposer = proposer
+        self.referent = referent
         self.tokenizer = tokenizer
         self.tokens = tokens
         self.renderer = Renderer(tokenizer, tokens, backbone.chat, backbone.n_image_tokens)
@@ -159,6 +164,23 @@ class PixSearchModel(nn.Module):
                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """Image embeddings [R, C, g, g] + span embeddings [R, d_lm] → (logits [R,1,M,M], iou)."""
         return self.mask_decoder(mask_emb, self.g(span_emb))
+
+    def mask_rgb(self, image: Image.Image) -> torch.Tensor:
+        """The image at mask resolution, RGB in [0, 1]: [3, M, M] (candidate colours)."""
+        return to_pixels(image, self.mask_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+    def select_region(self, mask_emb: torch.Tensor, span_emb: torch.Tensor,
+                      span_logits: torch.Tensor, rgb: torch.Tensor, proposals: Proposals
+                      ) -> torch.Tensor:
+        """The referent among `proposals` of the span `span_emb` [1, d_lm]: its mask logits
+        [1, 1, M, M]; the span-conditioned logits `span_logits` when there is no proposal."""
+        assert self.referent is not None, "select_region needs a model built with a referent"
+        if not len(proposals):
+            return span_logits
+        feats = candidate_features(proposals.masks, proposals.scores, mask_emb[0],
+                                   torch.sigmoid(span_logits[0, 0].float()), rgb)
+        k = int(self.referent(span_emb, [feats])[0].argmax())
+        return proposals.logits[k][None, None].to(span_logits.dtype)
 
     def span_window(self, ids: list[int], prompt_len: int, search: int) -> tuple[int, int]:
         """Token range the span tagger reads for a region search at position `search`: the

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pixsearch.model.kv_cache import new_decode_cache
+from pixsearch.model.proposals import Proposals
 from pixsearch.model.span_tagger import pool_span
 from pixsearch.render import Rendered
 
@@ -38,24 +39,35 @@ class PixSearchSession:
         self.hidden = [hidden]  # chunks of [T_i, d_lm], concatenated on demand
         self.mask_emb = mask_emb
         self.image_size = image_size  # (width, height) of the original image
+        self.rgb: torch.Tensor | None = None  # image at mask resolution (referent selection)
+        self.proposals: Proposals | None = None
 
     @classmethod
-    def open(cls, model: PixSearchModel, prompt: Rendered, image: Image.Image | None
+    def open(cls, model: PixSearchModel, prompt: Rendered, image: Image.Image | None,
+             cache: Any = None, features: dict[str, torch.Tensor] | None = None
              ) -> tuple[PixSearchSession, torch.Tensor]:
+        """Prefill `prompt` into `cache` (default: a fresh `new_decode_cache`; the batched
+        engine passes one slot of its shared cache, `model/batched_cache.py`). `features`:
+        `model.preprocess(image)` computed beforehand (the batched engine does it off its
+        decoding thread)."""
         dev = model._device()
         ids = torch.tensor([prompt.input_ids], dtype=torch.long, device=dev)
         vis = img_tokens = mask_emb = None
         if image is not None:
-            vis = {k: v.to(dev) for k, v in model.stack_images([model.preprocess(image)]).items()}
+            feats = features if features is not None else model.preprocess(image)
+            vis = {k: v.to(dev) for k, v in model.stack_images([feats]).items()}
             img_tokens, mask_emb = model.encode_images(vis)
         elif prompt.image_slice is not None:
             raise ValueError("the prompt has image slots but no image was given")
         state: dict[str, Any] = {}
-        cache = new_decode_cache(model.backbone.model.config)
+        if cache is None:
+            cache = new_decode_cache(model.backbone.model.config)
         pos = model.backbone.position_ids(ids, vis, 0, state)
         logits, hidden = model.backbone.run(model.embed(ids, img_tokens), None, pos, cache, 1)
         session = cls(model, list(prompt.input_ids), prompt.prompt_len, cache, state, hidden[0],
                       mask_emb, image.size if image is not None else None)
+        if image is not None and model.referent is not None:
+            session.rgb = model.mask_rgb(image).to(dev)
         return session, logits[0, -1]
 
     @torch.no_grad()
@@ -91,8 +103,13 @@ class PixSearchSession:
         start, end = self.model.span_window(self.ids, self.prompt_len, search)
         window = hidden[start:end]
         span = self.model.region_span(window)
-        logits, _ = self.model.decode_masks(self.mask_emb, pool_span(window, span)[None])
-        return logits
+        span_emb = pool_span(window, span)[None]
+        logits, _ = self.model.decode_masks(self.mask_emb, span_emb)
+        if self.model.referent is None:
+            return logits
+        if self.proposals is None:  # once per image: every region search shares them
+            self.proposals = self.model.proposer.propose(self.mask_emb)
+        return self.model.select_region(self.mask_emb, span_emb, logits, self.rgb, self.proposals)
 
     def region_mask(self) -> np.ndarray:
         """Boolean HxW mask (original image size) of the entity being talked about."""

@@ -1,0 +1,132 @@
+"""Instance proposals: the entities of an image, segmented one by one from point prompts.
+
+SAM's automatic mask generation, made affordable on a CPU: instead of a dense grid of point
+prompts (one decoder pass each: a 12 × 12 grid costs seconds), a small convolutional head
+over the mask decoder's image embeddings predicts a heatmap of entity centres (CenterNet
+style), and only its peaks become point prompts. Each prompt goes through a copy of the mask
+decoder (same architecture, its own weights, trained to segment the entity under a point)
+and gives a mask and a predicted IoU; greedy non-maximum suppression keeps one mask per
+entity. The referent selector (`referent.py`) then picks among them the one a referring
+expression names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixsearch.model.config import ReferentConfig
+from pixsearch.model.mask_decoder import MaskDecoder
+
+
+@dataclass
+class Proposals:
+    """The instance proposals of one image.
+
+    Attributes:
+        logits: mask logits [K, M, M] (M = the decoder's mask size).
+        masks: binary masks [K, M, M] (logits > 0).
+        scores: predicted IoU of each mask [K] (best first).
+    """
+
+    logits: torch.Tensor
+    masks: torch.Tensor
+    scores: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.masks.shape[0])
+
+
+def heatmap_peaks(heat: torch.Tensor, k: int, threshold: float) -> torch.Tensor:
+    """Local maxima (3 × 3) of a probability map [g, g] above `threshold`, best first, at
+    most `k`, as (x, y) cell centres in [0, 1]: [n, 2]."""
+    g = heat.shape[-1]
+    is_max = heat == F.max_pool2d(heat[None, None], 3, stride=1, padding=1)[0, 0]
+    score = torch.where(is_max & (heat >= threshold), heat, torch.zeros_like(heat)).flatten()
+    top = score.topk(min(k, score.numel()))
+    idx = top.indices[top.values > 0]
+    return torch.stack([(idx % g).float() + 0.5, (idx // g).float() + 0.5], dim=-1) / g
+
+
+def grid_points(n: int) -> torch.Tensor:
+    """Centres of an n × n grid of cells over the unit square, as (x, y) [n², 2]."""
+    c = (torch.arange(n, dtype=torch.float32) + 0.5) / n
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([x.flatten(), y.flatten()], dim=-1)
+
+
+def mask_iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of every mask of `a` [K, M, M] with every mask of `b` [L, M, M] → [K, L]."""
+    fa, fb = a.flatten(1).float(), b.flatten(1).float()
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))
+
+
+class InstanceProposer(nn.Module):
+    """Point prompts → masks through its own SAM-style decoder (see module doc)."""
+
+    def __init__(self, decoder: MaskDecoder, cfg: ReferentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.decoder = decoder
+        c = decoder.hidden
+        self.centres = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GELU(),
+                                     nn.Conv2d(c, 1, 1))
+        # a prior of 1% centres (CenterNet): the first steps are not all background loss
+        nn.init.constant_(self.centres[-1].bias, -4.6)
+        # SAM encodes prompt points with the same random-Fourier basis as the image grid.
+        decoder.prompt_encoder.shared_embedding = decoder.shared_image_embedding
+
+    def decode_points(self, image_embeddings: torch.Tensor, points: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`image_embeddings` [B, C, g, g], `points` [B, P, 2] (x, y in [0, 1]) → (mask logits
+        [B, P, M, M], predicted IoU [B, P]); one positive point per prompt."""
+        d = self.decoder
+        b, p, _ = points.shape
+        size = d.prompt_encoder.input_image_size
+        coords = (points * size - 0.5).to(image_embeddings.dtype)[:, :, None, :]
+        labels = torch.ones(b, p, 1, dtype=torch.long, device=points.device)
+        sparse, dense = d.prompt_encoder(coords, labels, None, None)
+        pos = d.image_positional(image_embeddings).expand(b, -1, -1, -1)
+        masks, iou = d.mask_decoder(
+            image_embeddings=image_embeddings, image_positional_embeddings=pos,
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense.expand(b, -1, -1, -1),
+            multimask_output=False)
+        return masks[:, :, 0], iou[:, :, 0]
+
+    def centre_logits(self, image_embeddings: torch.Tensor) -> torch.Tensor:
+        """Entity-centre heatmap logits [B, g, g] of image embeddings [B, C, g, g]."""
+        return self.centres(image_embeddings)[:, 0]
+
+    @torch.no_grad()
+    def propose(self, image_embeddings: torch.Tensor) -> Proposals:
+        """The proposals of one image from its embeddings [1, C, g, g] (see `ReferentConfig`)."""
+        assert image_embeddings.shape[0] == 1, "propose works on one image"
+        cfg = self.cfg
+        heat = torch.sigmoid(self.centre_logits(image_embeddings)[0].float())
+        pts = heatmap_peaks(heat, cfg.max_points, cfg.peak_threshold)
+        m = self.decoder.mask_size
+        if not len(pts):
+            empty = image_embeddings.new_zeros(0, m, m)
+            return Proposals(empty, empty.bool(), image_embeddings.new_zeros(0))
+        lg, sc = self.decode_points(image_embeddings, pts[None].to(image_embeddings.dtype))
+        lg, sc = lg[0].float(), sc[0].float()
+        masks = lg > 0
+        keep = (masks.flatten(1).sum(1) >= cfg.min_area * m * m) & (sc >= cfg.score_threshold)
+        lg, sc, masks = lg[keep], sc[keep], masks[keep]
+        order = sc.argsort(descending=True)
+        lg, sc, masks = lg[order], sc[order], masks[order]
+        chosen: list[int] = []
+        if len(masks):
+            ious = mask_iou_matrix(masks, masks)
+            for k in range(len(masks)):
+                if all(ious[k, j] <= cfg.nms_iou for j in chosen):
+                    chosen.append(k)
+                if len(chosen) >= cfg.max_candidates:
+                    break
+        idx = torch.as_tensor(chosen, dtype=torch.long, device=lg.device)
+        return Proposals(lg[idx], masks[idx], sc[idx])

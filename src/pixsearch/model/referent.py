@@ -1,0 +1,110 @@
+"""Referent selection: which instance proposal the referring expression is about.
+
+Each proposal (`proposals.py`) becomes a token of what a referring expression can name —
+its box, size, rank among the others left-to-right, top-to-bottom and by size, its colours,
+the mask decoder's features pooled inside it, its proposal score, and how much of it the
+span-conditioned mask covers — and the span embedding of the expression becomes a query
+token. A small transformer encoder reads the query together with every candidate, so
+comparisons over the set ("the leftmost", "the second from the right", "the smallest") are
+made by attention across candidates; the candidate whose output best matches the query's is
+the referent. Trained with cross-entropy against the proposal that matches the gold mask
+(`pixsearch.train.referent`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixsearch.model.config import ReferentConfig
+
+GEOMETRY = 9  # x0, y0, x1, y1, cx, cy, w, h, sqrt(area)
+RANKS = 3  # rank of cx, cy and area among the candidates
+COLOUR = 6  # mean and std of RGB inside the mask
+OVERLAP = 3  # span-mask mean inside, share of the span mask covered, proposal score
+
+
+def feature_dim(channels: int) -> int:
+    """Width of a candidate's feature vector for mask embeddings of `channels` channels."""
+    return GEOMETRY + RANKS + COLOUR + OVERLAP + channels
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    k = x.shape[0]
+    if k == 1:
+        return torch.full_like(x, 0.5)
+    return x.argsort().argsort().to(x.dtype) / (k - 1)
+
+
+def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddings: torch.Tensor,
+                       span_probs: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+    """Features [K, F] of candidate masks [K, M, M] with their proposal scores [K], the mask
+    decoder's image embeddings [C, g, g], the span-conditioned mask probabilities [M, M] and
+    the image [3, M, M] (RGB in [0, 1]) at mask resolution."""
+    k, m, _ = masks.shape
+    w = masks.float()
+    area = w.flatten(1).sum(1).clamp_min(1)
+    ys = torch.arange(m, device=w.device, dtype=w.dtype)
+    rows, cols = w.amax(2), w.amax(1)  # [K, M] occupancy of each row / column
+    big = float(m)
+    x0 = torch.where(cols > 0, ys, big).amin(1)
+    x1 = torch.where(cols > 0, ys + 1, 0.0).amax(1)
+    y0 = torch.where(rows > 0, ys, big).amin(1)
+    y1 = torch.where(rows > 0, ys + 1, 0.0).amax(1)
+    cx = (w.sum(1) * ys).sum(1) / area
+    cy = (w.sum(2) * ys).sum(1) / area
+    geom = torch.stack([x0, y0, x1, y1, cx, cy, x1 - x0, y1 - y0, area.sqrt()], 1) / m
+    ranks = torch.stack([_ranks(cx), _ranks(cy), _ranks(area)], 1)
+    flat = w.flatten(1)
+    px = rgb.flatten(1).to(w.dtype)  # [3, M²]
+    mean = flat @ px.T / area[:, None]
+    var = (flat @ (px ** 2).T / area[:, None] - mean ** 2).clamp_min(0)
+    sp = span_probs.flatten().to(w.dtype)
+    inside = flat @ sp / area
+    covered = flat @ sp / sp.sum().clamp_min(1e-6)
+    g = image_embeddings.shape[-1]
+    pooled_w = F.adaptive_avg_pool2d(w[:, None], g).flatten(1)  # [K, g²]
+    emb = image_embeddings.flatten(1).to(w.dtype)  # [C, g²]
+    pooled = pooled_w @ emb.T / pooled_w.sum(1, keepdim=True).clamp_min(1e-6)
+    return torch.cat([geom, ranks, mean, var.sqrt(), inside[:, None], covered[:, None],
+                      scores[:, None].to(w.dtype), pooled], dim=1)
+
+
+class ReferentSelector(nn.Module):
+    """Span embedding + candidate features → one logit per candidate (see module doc)."""
+
+    def __init__(self, d_lm: int, d_feat: int, cfg: ReferentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.query = nn.Linear(d_lm, d)
+        self.candidate = nn.Sequential(nn.Linear(d_feat, d), nn.GELU(), nn.Linear(d, d))
+        self.kind = nn.Embedding(2, d)  # query token / candidate token
+        layer = nn.TransformerEncoderLayer(d, cfg.heads, 2 * d, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.q_out = nn.Linear(d, d)
+        self.c_out = nn.Linear(d, d)
+
+    def forward(self, span_embeddings: torch.Tensor, features: list[torch.Tensor]
+                ) -> torch.Tensor:
+        """`span_embeddings` [R, d_lm] and per span its candidates' features [K_r, F] →
+        logits [R, K_max] (−inf where a span has fewer candidates)."""
+        r = span_embeddings.shape[0]
+        assert len(features) == r, "one candidate set per span"
+        kmax = max(1, max(f.shape[0] for f in features))
+        dt = self.query.weight.dtype
+        d_feat = self.candidate[0].in_features
+        feats = span_embeddings.new_zeros(r, kmax, d_feat, dtype=dt)
+        pad = torch.ones(r, kmax + 1, dtype=torch.bool, device=span_embeddings.device)
+        pad[:, 0] = False
+        for i, f in enumerate(features):
+            feats[i, : f.shape[0]] = f.to(dt)
+            pad[i, 1: 1 + f.shape[0]] = False
+        q = self.query(span_embeddings.to(dt))[:, None] + self.kind.weight[0]
+        c = self.candidate(feats) + self.kind.weight[1]
+        out = self.encoder(torch.cat([q, c], dim=1), src_key_padding_mask=pad)
+        logits = torch.einsum("rd,rkd->rk", self.q_out(out[:, 0]), self.c_out(out[:, 1:]))
+        logits = logits / self.cfg.dim ** 0.5
+        return logits.masked_fill(pad[:, 1:], float("-inf"))

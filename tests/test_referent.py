@@ -1,0 +1,110 @@
+"""Referent selection: instance proposals, candidate features, the selector, its training."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from pixsearch.model.build import build_model
+from pixsearch.model.checkpoint import load_checkpoint
+from pixsearch.model.config import ReferentConfig
+from pixsearch.model.presets import get_preset
+from pixsearch.model.proposals import grid_points, heatmap_peaks, mask_iou_matrix
+from pixsearch.model.referent import ReferentSelector, candidate_features, feature_dim
+
+
+def _box(m: int, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
+    out = torch.zeros(m, m, dtype=torch.bool)
+    out[y0:y1, x0:x1] = True
+    return out
+
+
+def test_grid_points_are_cell_centres():
+    pts = grid_points(2)
+    assert pts.tolist() == [[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]]
+
+
+def test_heatmap_peaks_are_local_maxima_best_first():
+    heat = torch.zeros(8, 8)
+    heat[1, 2], heat[1, 3], heat[6, 5] = 0.9, 0.5, 0.7
+    pts = heatmap_peaks(heat, k=5, threshold=0.2)
+    assert pts.tolist() == [[2.5 / 8, 1.5 / 8], [5.5 / 8, 6.5 / 8]]
+    assert len(heatmap_peaks(heat, k=1, threshold=0.2)) == 1
+    assert len(heatmap_peaks(heat, k=5, threshold=0.95)) == 0
+
+
+def test_mask_iou_matrix_matches_hand_values():
+    a = torch.stack([_box(8, 0, 0, 4, 4), _box(8, 4, 4, 8, 8)])
+    b = torch.stack([_box(8, 0, 0, 4, 2)])
+    assert mask_iou_matrix(a, b).tolist() == [[0.5], [0.0]]
+
+
+def test_candidate_features_geometry_ranks_and_colour():
+    m = 16
+    masks = torch.stack([_box(m, 8, 0, 16, 4), _box(m, 0, 8, 4, 16)])
+    rgb = torch.zeros(3, m, m)
+    rgb[0, :, 8:] = 1.0  # right half red
+    emb = torch.randn(5, 4, 4)
+    f = candidate_features(masks, torch.tensor([0.9, 0.8]), emb, torch.zeros(m, m), rgb)
+    assert f.shape == (2, feature_dim(5))
+    x0, y0, x1, y1 = f[0, :4].tolist()
+    assert (x0, y0, x1, y1) == (0.5, 0.0, 1.0, 0.25)
+    assert f[0, 9].item() == 1.0 and f[1, 9].item() == 0.0  # cx rank: first is rightmost
+    assert f[0, 12].item() == 1.0 and f[1, 12].item() == 0.0  # mean red inside
+
+
+def test_selector_pads_ragged_sets_and_follows_candidate_order():
+    torch.manual_seed(0)
+    sel = ReferentSelector(8, 6, ReferentConfig(dim=16, layers=1, heads=2)).eval()
+    span = torch.randn(2, 8)
+    a, b = torch.randn(3, 6), torch.randn(1, 6)
+    logits = sel(span, [a, b])
+    assert logits.shape == (2, 3)
+    assert torch.isinf(logits[1, 1:]).all() and torch.isfinite(logits[0]).all()
+    perm = torch.tensor([2, 0, 1])
+    again = sel(span[:1], [a[perm]])
+    assert torch.allclose(again[0], logits[0, perm], atol=1e-5)
+
+
+def test_tiny_model_with_referent_proposes_and_selects():
+    cfg = get_preset("tiny", {"referent": {"enabled": True, "peak_threshold": 0.0,
+                                           "score_threshold": -10.0, "min_area": 0.0}})
+    model = build_model(cfg).eval()
+    emb = torch.randn(1, model.mask_decoder.hidden, model.mask_decoder.grid,
+                      model.mask_decoder.grid)
+    logits, iou = model.proposer.decode_points(emb, grid_points(3)[None])
+    assert logits.shape == (1, 9, model.mask_size, model.mask_size) and iou.shape == (1, 9)
+    props = model.proposer.propose(emb)
+    assert len(props) <= cfg.referent.max_candidates
+    if len(props) > 1:
+        ious = mask_iou_matrix(props.masks, props.masks)
+        assert (ious - torch.eye(len(props)) <= cfg.referent.nms_iou + 1e-6).all()
+    span_logits = torch.randn(1, 1, model.mask_size, model.mask_size)
+    out = model.select_region(emb, torch.randn(1, 32), span_logits,
+                              torch.rand(3, model.mask_size, model.mask_size), props)
+    assert out.shape == span_logits.shape
+    if len(props):
+        assert any(torch.equal(out[0, 0], lg) for lg in props.logits)
+
+
+def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tmp_path):
+    from pixsearch.model.checkpoint import save_checkpoint
+    from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
+
+    base_dir = save_checkpoint(build_model(get_preset("tiny")), tmp_path / "base")
+    cfg = ReferentTrainConfig(model=str(base_dir), world=str(small_world),
+                              out=str(tmp_path / "ref"), proposal_steps=3, proposal_images=2,
+                              proposal_points=4, selector_samples=16, val_samples=8,
+                              selector_epochs=2, selector_batch=4, num_threads=1,
+                              referent={"peak_threshold": 0.0, "score_threshold": -10.0,
+                                        "min_area": 0.0})
+    out = ReferentTrainer(cfg, load_checkpoint(base_dir)).run()
+    report = json.loads((out / "referent_report.json").read_text())
+    assert 0.0 <= report["val"]["right_referent"] <= 1.0 and report["val"]["n"] > 0
+    model = load_checkpoint(out)
+    assert model.cfg.referent.enabled and model.referent is not None
+    # the frozen parts are the base model's, bit for bit
+    base = load_checkpoint(base_dir)
+    for name, p in base.state_dict().items():
+        assert torch.equal(p, model.state_dict()[name]), name
