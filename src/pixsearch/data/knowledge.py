@@ -39,6 +39,10 @@ def _parser(cls: type[T]):
     return parse
 
 
+parse_document = _parser(Document)  # one row → Document (strict), for streaming readers
+parse_image = _parser(KBImage)  # one row → KBImage (strict)
+
+
 def _unique(path: Path, items: list[T], what: str) -> list[T]:
     seen: set[str] = set()
     for item in items:
@@ -50,7 +54,7 @@ def _unique(path: Path, items: list[T], what: str) -> list[T]:
 
 def read_documents(path: str | Path) -> list[Document]:
     """The documents of a JSONL file (ids unique)."""
-    return _unique(Path(path), parse_rows(path, _parser(Document), "documents"), "document")
+    return _unique(Path(path), parse_rows(path, parse_document, "documents"), "document")
 
 
 def read_images(images_dir: str | Path) -> list[KBImage]:
@@ -59,7 +63,7 @@ def read_images(images_dir: str | Path) -> list[KBImage]:
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest} does not exist: an image folder needs an "
                                 f"{IMAGE_MANIFEST} with one {{id, path, doc_id}} object a line")
-    return _unique(manifest, parse_rows(manifest, _parser(KBImage), "image manifest"), "image")
+    return _unique(manifest, parse_rows(manifest, parse_image, "image manifest"), "image")
 
 
 def read_kb(kb_dir: str | Path) -> tuple[list[Document], list[KBImage]]:

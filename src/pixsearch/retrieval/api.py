@@ -4,6 +4,8 @@ A query is text, a PIL image, an (image, mask) pair or a `Query`. Implementation
 in-process `KnowledgeIndex`, the HTTP client `HTTPSearch`, and adapters of other search APIs
 (`CragMMSearch`). The decode loop only sees this protocol.
 
+`search_many(api, queries, k)` answers a batch (batched where the API can).
+
 A back-end that fails or answers something that is not hits raises `SearchError`;
 `check_hits` is the one check of what a search returned (the decode loop applies it to every
 back-end, `HTTPSearch` to what a server sent).
@@ -12,6 +14,7 @@ back-end, `HTTPSearch` to what a server sent).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -34,6 +37,15 @@ class SearchAPI(Protocol):
 class SearchError(RuntimeError):
     """A search back-end failed (unreachable, an HTTP error) or answered something that is
     not a list of hits; the message says which and what."""
+
+
+def search_many(api: SearchAPI, queries: Sequence[QueryLike], k: int = 5) -> list[list[Hit]]:
+    """Answers of several queries: one batched call where the API has `search_many` (the
+    index embeds them together, the HTTP client sends one request), else one by one."""
+    batched = getattr(api, "search_many", None)
+    if batched is not None:
+        return batched(queries, k)
+    return [api.search(q, k) for q in queries]
 
 
 def check_hits(value: Any) -> list[Hit]:

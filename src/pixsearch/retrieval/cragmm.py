@@ -5,6 +5,14 @@ image search and returns `[{"score", "url", "entities": [{"entity_name",
 "entity_attributes": {...}}]}]`; called with a string it runs web search and returns
 `[{"score", "page_name", "page_url", "page_snippet"}]`. Region queries are cropped first
 (tight, background suppressed, as for the local index) and sent as image searches.
+
+Tested against the real package (`tests/test_cragmm_real.py`, a local collection, no
+download). Its version 0.5.1 needs transformers < 5 — it uses
+`CLIPModel.get_image_features()` as a tensor, which transformers 5 wraps in an output object
+— so it runs in its own virtualenv (`scripts/cragmm_venv.sh`); this adapter needs only
+numpy and Pillow there. The pipeline loads its models with `from_pretrained` and its
+collections with `huggingface_hub.snapshot_download`, so offline it needs local model folders
+and the collections in the Hugging Face cache (`HF_HUB_OFFLINE=1`, `HF_HUB_CACHE`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ CREATE INDEX IF NOT EXISTS images_doc ON images(doc_id);
 """
 
 
+class DuplicateIdError(ValueError):
+    """A document or image id that the store already holds (or that repeats in one batch)."""
+
+
 class DocStore:
     """Documents and images by id, persisted in one SQLite file."""
 
@@ -53,17 +57,50 @@ class DocStore:
             raise ValueError(f"{self.path} lacks the documents/images tables")
 
     def add_documents(self, docs: Iterable[Document]) -> None:
+        """Insert documents (one transaction); DuplicateIdError names an id already there."""
         rows = [(d.id, d.title, d.text, d.entity, d.kind) for d in docs]
         with self._lock, self._conn:
-            self._conn.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?)", rows)
+            self._insert("documents", "INSERT INTO documents VALUES (?, ?, ?, ?, ?)", rows)
 
     def add_images(self, images: Iterable[KBImage]) -> None:
+        """Insert images linked to stored documents (ValueError naming unknown ones)."""
         rows = [(im.id, im.path, im.doc_id) for im in images]
         with self._lock, self._conn:
             missing = [r[2] for r in rows if self._get("documents", r[2]) is None]
             if missing:
                 raise ValueError(f"images link to unknown document ids: {sorted(set(missing))[:5]}")
-            self._conn.executemany("INSERT INTO images VALUES (?, ?, ?)", rows)
+            self._insert("images", "INSERT INTO images VALUES (?, ?, ?)", rows)
+
+    def _insert(self, table: str, sql: str, rows: list[tuple]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.IntegrityError as e:
+            ids = [r[0] for r in rows]
+            dup = next((i for i in ids if self._get(table, i) is not None), None)
+            if dup is None:  # duplicated within `rows` itself
+                seen: set[str] = set()
+                dup = next((i for i in ids if i in seen or seen.add(i)), None)
+            raise DuplicateIdError(f"duplicate {table[:-1]} id {dup!r} ({e})") from None
+
+    def remove_documents(self, doc_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Delete documents and the images linked to them; returns (document ids, image ids)
+        actually deleted (unknown ids are ignored)."""
+        ids = list(dict.fromkeys(doc_ids))
+        with self._lock, self._conn:
+            found = [i for i in ids if self._get("documents", i) is not None]
+            images = [r[0] for i in found for r in self._conn.execute(
+                "SELECT id FROM images WHERE doc_id = ? ORDER BY rowid", (i,))]
+            self._conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in images])
+            self._conn.executemany("DELETE FROM documents WHERE id = ?", [(i,) for i in found])
+        return found, images
+
+    def remove_images(self, image_ids: Iterable[str]) -> list[str]:
+        """Delete images; returns the ids actually deleted."""
+        ids = list(dict.fromkeys(image_ids))
+        with self._lock, self._conn:
+            found = [i for i in ids if self._get("images", i) is not None]
+            self._conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in found])
+        return found
 
     def _get(self, table: str, key: str) -> tuple | None:
         return self._conn.execute(f"SELECT * FROM {table} WHERE id = ?", (key,)).fetchone()
@@ -100,6 +137,30 @@ class DocStore:
             raise ValueError(f"no table {table!r}")
         with self._lock:
             return {r[0] for r in self._conn.execute(f"SELECT id FROM {table}")}
+
+    def ids_among(self, table: str, ids: list[str]) -> set[str]:
+        """Which of `ids` the table ("documents" or "images") holds."""
+        if table not in ("documents", "images"):
+            raise ValueError(f"no table {table!r}")
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                found.update(r[0] for r in self._conn.execute(
+                    f"SELECT id FROM {table} WHERE id IN ({marks})", part))
+        return found
+
+    def images_of(self, doc_ids: list[str]) -> list[str]:
+        """The ids of the images linked to `doc_ids`, in insertion order."""
+        found: list[tuple[int, str]] = []
+        with self._lock:
+            for i in range(0, len(doc_ids), 500):
+                part = doc_ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                found += self._conn.execute(
+                    f"SELECT rowid, id FROM images WHERE doc_id IN ({marks})", part).fetchall()
+        return [image_id for _, image_id in sorted(found)]
 
     def counts(self) -> dict[str, int]:
         with self._lock:

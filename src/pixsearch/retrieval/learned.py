@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from tqdm import tqdm
 
 from pixsearch.config import from_dict
+from pixsearch.logs import progress_bar
 from pixsearch.retrieval.augment import random_views, to_tensor
 from pixsearch.retrieval.config import LearnedConfig
 
@@ -83,11 +83,25 @@ class LearnedImageEmbedder:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise TypeError("the learned image embedder has no text tower")
 
-    def kb_vectors(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Index vectors of the training images: clean embedding + prototype, normalised."""
+    def kb_vectors(self, images: Sequence[Image.Image],
+                   rows: Sequence[int] | None = None) -> np.ndarray:
+        """Index vectors of KB images: clean embedding + prototype, normalised.
+
+        `rows[i]` is the prototype row of image i (its position among the training images;
+        -1: an image trained without, embedded alone). Without `rows`, `images` are the
+        training images in training order."""
         emb = torch.from_numpy(self.embed_images(images))
-        if self.prototypes is not None and len(self.prototypes) == len(emb):
-            emb = emb + F.normalize(self.prototypes, dim=-1)
+        if self.prototypes is None:
+            return F.normalize(emb, dim=-1).numpy()
+        if rows is None:
+            if len(self.prototypes) != len(emb):
+                raise ValueError(f"{len(emb)} images for {len(self.prototypes)} prototypes: "
+                                 "pass the prototype row of each image")
+            rows = range(len(emb))
+        idx = torch.as_tensor(list(rows), dtype=torch.long)
+        has = idx >= 0
+        protos = F.normalize(self.prototypes, dim=-1)
+        emb[has] = emb[has] + protos[idx[has]]
         return F.normalize(emb, dim=-1).numpy()
 
     def train(self, images: Sequence[Image.Image], progress: bool = True) -> dict[str, float]:
@@ -116,7 +130,7 @@ class LearnedImageEmbedder:
                                                     pct_start=0.1)
         self.net.train()
         t0, losses, accs = time.perf_counter(), [], []
-        bar = tqdm(range(cfg.steps), desc="train image embedder", disable=not progress)
+        bar = progress_bar(range(cfg.steps), desc="train image embedder", disable=not progress)
         for _ in bar:
             idx = torch.randint(0, n, (cfg.batch_size,), generator=g)
             views = random_views(src[idx], (cfg.input_height, cfg.input_width), cfg.augment, g)
