@@ -38,8 +38,9 @@ class ServeLimits:
             the tokens an answer may generate).
         max_top_k: most hits per search a request may ask for.
         max_new_tokens: most generated tokens a request may ask for.
-        max_queue: requests waiting for the model beyond the one being decoded; more are
-            answered 429 with a Retry-After header.
+        max_queue: requests waiting for the model beyond those being decoded (one, or up to
+            `--batch N` with continuous batching); more are answered 429 with a Retry-After
+            header.
         request_timeout_s: wall clock of one answer once decoding started, a backstop behind
             the engine's own deadline: past it the answer is cancelled with an error event.
     """
