@@ -23,6 +23,17 @@ class FormatError(ValueError):
     """A data file that does not follow its format; the message names the file and line."""
 
 
+def parse_line(line: str, where: str) -> dict[str, Any]:
+    """The JSON object of one line; `where` ("file:line") prefixes the error of a bad line."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{where}: not valid JSON ({e})") from e
+    if not isinstance(row, dict):
+        raise FormatError(f"{where}: each line must be a JSON object, not {type(row).__name__}")
+    return row
+
+
 def read_rows(path: str | Path, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) of every non-blank line of `path`; `what` names the file kind in
     errors ("records", "documents", ...)."""
@@ -33,14 +44,7 @@ def read_rows(path: str | Path, what: str) -> Iterator[tuple[int, dict[str, Any]
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FormatError(f"{path}:{n}: not valid JSON ({e})") from e
-            if not isinstance(row, dict):
-                raise FormatError(f"{path}:{n}: each line must be a JSON object, "
-                                  f"not {type(row).__name__}")
-            yield n, row
+            yield n, parse_line(line, f"{path}:{n}")
 
 
 def parse_rows(path: str | Path, parse: Callable[[dict[str, Any]], T], what: str) -> list[T]:

@@ -14,14 +14,13 @@ row that does not parse names its file and line.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pixsearch.data.jsonl import FormatError
+from pixsearch.data.jsonl import FormatError, parse_line
 from pixsearch.data.knowledge import IMAGE_MANIFEST, parse_document, parse_image
 from pixsearch.types import Document, KBImage
 
@@ -107,13 +106,7 @@ class JsonlSource(Generic[T]):
         return [self._parse_line(line, n) for n, line in enumerate(lines, first) if line.strip()]
 
     def _parse_line(self, line: str, n: int) -> T:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise FormatError(f"{self.path}:{n}: not valid JSON ({e})") from e
-        if not isinstance(row, dict):
-            raise FormatError(f"{self.path}:{n}: each line must be a JSON object, "
-                              f"not {type(row).__name__}")
+        row = parse_line(line, f"{self.path}:{n}")
         try:
             return self._parse(row)
         except (ValueError, TypeError) as e:
