@@ -13,6 +13,15 @@ sources were never compiled, which the benchmark points out (then every start co
 pixsearch's ~70 modules, ~0.1-0.2 s that an installed copy does not pay). The machine's load
 average is printed before and after: other jobs slow both numbers. Prints every run, then
 the best of each; the last line is `help_s=<x> ask_s=<y>` (best wall times).
+
+`--compile` writes pixsearch's bytecode next to its sources first (`compileall`, what `pip
+install` does for an installed copy; `__pycache__` is git-ignored), for machines where
+PYTHONDONTWRITEBYTECODE keeps every start compiling them.
+
+`--imports` first runs one more `ask` under `python -X importtime` and prints where its import
+time goes, per top-level package (self time summed over the package's modules, in seconds;
+importtime's own bookkeeping inflates it a little): the part of a start that no setting of
+PixSearch's own moves.
 """
 
 from __future__ import annotations
@@ -64,6 +73,46 @@ def bytecode_note() -> str | None:
             "start compiles its modules from source, which an installed copy does not")
 
 
+def import_breakdown(argv: list[str], top: int = 12) -> list[tuple[str, float, int]]:
+    """(package, self seconds, modules) of the imports of one run of `argv` (a Python
+    command line) under `-X importtime`, largest first; `top` packages, the rest summed."""
+    import re
+    from collections import defaultdict
+
+    out = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], capture_output=True,
+                         text=True, env=os.environ.copy())
+    if out.returncode != 0:
+        raise SystemExit(f"importtime run failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    seconds: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    for line in out.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
+        if m:
+            package = m[2].split(".")[0]
+            seconds[package] += int(m[1]) / 1e6
+            count[package] += 1
+    ranked = sorted(seconds.items(), key=lambda kv: -kv[1])
+    rows = [(name, sec, count[name]) for name, sec in ranked[:top]]
+    rest = ranked[top:]
+    if rest:
+        rows.append((f"{len(rest)} others", sum(s for _, s in rest),
+                     sum(count[n] for n, _ in rest)))
+    return rows
+
+
+def compile_pixsearch() -> Path:
+    """Write the bytecode of the pixsearch package next to its sources; returns its folder."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("pixsearch")
+    assert spec is not None and spec.submodule_search_locations, "pixsearch is not installed"
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if not compileall.compile_dir(str(folder), quiet=1):
+        raise SystemExit(f"compiling {folder} failed")
+    return folder
+
+
 def default_scene() -> tuple[str, str]:
     """(image path, question) of the world's first test record."""
     from pixsearch import paths
@@ -81,6 +130,10 @@ def main() -> None:
     ap.add_argument("--index", default=None, help="default: the world's index")
     ap.add_argument("--image", default=None)
     ap.add_argument("-q", "--question", default=None)
+    ap.add_argument("--compile", action="store_true",
+                    help="write pixsearch's bytecode first (as an installed copy has it)")
+    ap.add_argument("--imports", action="store_true",
+                    help="first print the import time of one `ask` per top-level package")
     ap.add_argument("--no-script", action="store_true",
                     help="run `python -c` instead of the console script (to time another "
                          "checkout through PYTHONPATH)")
@@ -95,9 +148,18 @@ def main() -> None:
         ask += ["--index", args.index]
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
           "(other jobs slow both numbers)")
+    if args.compile:
+        print(f"compiled the bytecode of {compile_pixsearch()}")
     note = bytecode_note()
     if note:
         print(note)
+    if args.imports:
+        python = [sys.executable, "-c", pixsearch_command(False)[-1], *ask[len(cmd):]]
+        rows = import_breakdown(python)
+        print(f"imports of one `ask` (-X importtime, self time per package): "
+              f"{sum(r[1] for r in rows):.2f} s in {sum(r[2] for r in rows)} modules")
+        for name, sec, n in rows:
+            print(f"  {name:24s} {sec:6.2f} s  {n:5d} modules")
     helps, asks = [], []
     for i in range(args.n):
         took, cpu, _ = timed([*cmd, "--help"])

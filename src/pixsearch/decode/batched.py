@@ -9,8 +9,9 @@ the same events and `Answer`/`Trace`. One scheduler thread owns the model and lo
    1, `decode/engine.py`'s `_AnswerRun.inject`) and they decode again;
 2. waiting requests take free slots (their prompt prefilled at batch 1), at most
    `BatchConfig.admit_per_step` per loop so that arrivals do not starve the running batch;
-   their images were encoded beforehand by a preparing thread (the frozen image encoder is
-   the largest cost of a `mini` answer and runs outside the model's thread, beside decoding);
+   their images were encoded beforehand, those of requests waiting together in one call
+   (`decode/image_batcher.py`: the frozen image encoder is the largest cost of a `mini`
+   answer and runs outside the model's thread, beside decoding);
 3. every decoding sequence picks its next token from its own logits (forced token, or the
    sampler under the state machine's constraints), exactly as `Engine.stream` does, and the
    picked tokens go through the model in one forward pass (`model/batched_decoder.py`);
@@ -41,6 +42,7 @@ from pixsearch.decode.config import DecodeConfig
 from pixsearch.decode.deadline import Deadline
 from pixsearch.decode.engine import Engine, _AnswerRun, _logprob
 from pixsearch.decode.events import SearchSkipped
+from pixsearch.decode.image_batcher import ImageBatcher
 from pixsearch.decode.state import Payload
 from pixsearch.model.batched_decoder import BatchDecoder
 from pixsearch.model.pixsearch_model import PixSearchModel
@@ -52,12 +54,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class _Pending:
-    """A request waiting for a slot; `prep` encodes its image (and starts its clock)."""
+    """A request waiting for a slot; `prep` gives its image's features (None without an
+    image) and `clock` starts when its encoding does."""
 
     req: BatchRequest
     prep: Future | None = None
     clock: Deadline | None = None
-    features: dict[str, torch.Tensor] | None = None
 
 
 @dataclass(eq=False)
@@ -90,7 +92,7 @@ class BatchedEngine:
         self.decoder = BatchDecoder(model, self.batch.max_batch)
         self.stats = {"steps": 0, "rows": 0, "sequences": 0, "max_rows": 0}
         self._pool = ThreadPoolExecutor(self.batch.search_workers, "pixsearch-search")
-        self._prep = ThreadPoolExecutor(1, "pixsearch-prepare")  # encoders run one at a time
+        self.images = ImageBatcher(model, self.batch.encode_group)
         self._cond = threading.Condition()
         self._waiting: deque[_Pending] = deque()
         self._rejoining: deque[_Sequence] = deque()
@@ -161,7 +163,7 @@ class BatchedEngine:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._prep.shutdown(wait=False, cancel_futures=True)
+        self.images.close()
 
     def __enter__(self) -> BatchedEngine:
         return self
@@ -208,13 +210,7 @@ class BatchedEngine:
                 while len(admit) < self.batch.admit_per_step and self._admissible(len(admit)):
                     admit.append(self._waiting.popleft())
                 for pending in self._unprepared():
-                    if pending.req.image is None:  # nothing to encode: no thread hand-off
-                        pending.prep = Future()
-                        self._prepare(pending)
-                        pending.prep.set_result(None)
-                    else:
-                        pending.prep = self._prep.submit(self._prepare, pending)
-                        pending.prep.add_done_callback(self._wake)
+                    self._prepare(pending)
             for seq in rejoin:
                 self._guard(seq, self._rejoin)
             for pending in admit:
@@ -252,11 +248,21 @@ class BatchedEngine:
             self._cond.notify()
 
     def _prepare(self, pending: _Pending) -> None:
-        """(preparing thread) Start the request's clock and encode its image."""
-        cfg, req = pending.req.cfg, pending.req
-        pending.clock = Deadline(cfg.deadline_s, cfg.first_token_s)
-        if req.image is not None and not req.cancelled.is_set():
-            pending.features = self.model.preprocess(req.image)
+        """Start encoding the request's image with the images of the other requests that wait
+        (`ImageBatcher`); its clock starts when its group does. Without an image: no thread
+        hand-off, the clock starts now."""
+        req = pending.req
+
+        def start() -> None:
+            pending.clock = Deadline(req.cfg.deadline_s, req.cfg.first_token_s)
+
+        if req.image is None:
+            start()
+            pending.prep = Future()
+            pending.prep.set_result(None)
+            return
+        pending.prep = self.images.submit(req.image, start, req.cancelled.is_set)
+        pending.prep.add_done_callback(self._wake)
 
     def _guard(self, seq: _Sequence, fn, *args: Any) -> None:
         """Run `fn(seq, *args)`; a fault fails this request only."""
@@ -272,9 +278,9 @@ class BatchedEngine:
             req.fail(RequestCancelled("cancelled while waiting for a slot"))
             return
         try:
-            pending.prep.result()  # an image the encoder refused fails here
+            features = pending.prep.result()  # an image the encoder refused fails here
             prompt = model.renderer.prompt(req.question, req.image is not None)
-            session, logits = self.decoder.open(prompt, req.image, pending.features)
+            session, logits = self.decoder.open(prompt, req.image, features)
         except Exception as e:  # noqa: BLE001 - a bad request fails alone
             req.fail(e)
             return

@@ -34,15 +34,20 @@ class BatchConfig:
             stepped aside, while the rest of the batch keeps decoding.
         admit_per_step: prompts prefilled between two decode steps, so a burst of arrivals
             stalls the sequences already decoding by at most this many prefills.
+        encode_group: images of waiting requests encoded together in one call of the frozen
+            image encoder (`decode/image_batcher.py`); a larger group shares more per image
+            but makes the first request of a burst wait for the whole group.
     """
 
     max_batch: int = 16
     search_workers: int = 4
     admit_per_step: int = 2
+    encode_group: int = 4
 
     def __post_init__(self) -> None:
-        if self.max_batch < 1 or self.search_workers < 1 or self.admit_per_step < 1:
-            raise ValueError("max_batch, search_workers and admit_per_step must be >= 1")
+        if min(self.max_batch, self.search_workers, self.admit_per_step, self.encode_group) < 1:
+            raise ValueError("max_batch, search_workers, admit_per_step and encode_group must "
+                             "be >= 1")
 
 
 _END = object()  # closes the event queue of a request that failed

