@@ -183,10 +183,10 @@ def cache_compare(model, repeats: int, n: int = 3) -> None:
     for _ in range(max(repeats, 5)):  # interleaved, as above
         for name, make in (("dynamic", DynamicCache), ("growing", GrowingCache)):
             cache = make()
-            lm(inputs_embeds=x, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            lm(inputs_embeds=x, cache=cache, use_cache=True, logits_to_keep=1)
             t0 = time.perf_counter()
             for _ in range(GEN_BETWEEN):
-                lm(input_ids=step, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                lm(input_ids=step, cache=cache, use_cache=True, logits_to_keep=1)
             times[name].append((time.perf_counter() - t0) / GEN_BETWEEN)
     cost = {name: min(t) for name, t in times.items()}
     print(f"cache context={context} dynamic_cache={cost['dynamic'] * 1e3:.2f}ms/token "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -94,3 +95,38 @@ def test_train_config_list_overrides_without_the_cli(tmp_path):
     cfg = config.load(TrainConfig, mini, ["stages.2.steps=11", "stages.0.lr=0.01"])
     assert cfg.stages[2].steps == 11 and cfg.stages[0].lr == 0.01
     assert cfg.stages[1] == base.stages[1] and cfg.stages[2].mixture == base.stages[2].mixture
+
+
+@dataclass
+class Words:
+    precision: Literal["auto", "bf16", "no"] = "auto"
+    tracker: str = "tensorboard"
+    label: str | None = None
+    flag: bool = True
+    count: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def test_yaml11_boolean_words_follow_the_field_type(tmp_path):
+    """YAML 1.1 reads yes/no/on/off as booleans: a string field keeps the word as written, a
+    bool field (and an untyped mapping) gets the boolean."""
+    from pixsearch.train.config import TrainConfig
+
+    cfg = config.load(Words, overrides=["precision=no", "tracker=off", "label=No",
+                                        "flag=off", "extra.x=yes"])
+    assert cfg == Words(precision="no", tracker="off", label="No", flag=False,
+                        extra={"x": True})
+    assert type(cfg.tracker) is str and type(cfg.extra["x"]) is bool
+    p = tmp_path / "w.yaml"
+    p.write_text("precision: no\ntracker: ON\nflag: yes\nextra: {deep: [off]}\n")
+    cfg = config.load(Words, p)
+    assert cfg == Words(precision="no", tracker="ON", flag=True, extra={"deep": [False]})
+    config.save(cfg, tmp_path / "back.yaml")  # written quoted: reads back the same
+    assert config.load(Words, tmp_path / "back.yaml") == cfg
+    # true/false stay booleans, a word is no number, and the real config takes "no"
+    assert config.parse_overrides(["a=true", "b=False"]) == {"a": True, "b": False}
+    with pytest.raises(config.ConfigError, match="precision: False is not one of"):
+        config.load(Words, overrides=["precision=false"])
+    with pytest.raises(config.ConfigError, match="count: expected int"):
+        config.load(Words, overrides=["count=no"])
+    assert config.load(TrainConfig, overrides=["precision=no"]).precision == "no"

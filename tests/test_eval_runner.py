@@ -170,7 +170,8 @@ def test_a_mode_budget_wins_over_the_decode_config(eval_set, tmp_path, monkeypat
     import pixsearch.predictor
 
     script = ["It is", "search_open", "capital of Redland", "search_close", " Rubyville"]
-    monkeypatch.setattr(pixsearch.predictor, "load_model", lambda spec: ScriptedLM(script))
+    monkeypatch.setattr(pixsearch.predictor, "load_model",
+                        lambda spec, device=None, overrides=None: ScriptedLM(script))
     steps = {}
     for mode in ("full", "whole_image"):
         run_eval(_cfg(eval_set, tmp_path / mode, mode=mode, limit=2,

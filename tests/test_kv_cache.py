@@ -22,7 +22,7 @@ def lm() -> LlamaForCausalLM:
 
 def _step(lm, cache, ids: torch.Tensor, past: int) -> torch.Tensor:
     pos = torch.arange(past, past + ids.shape[1]).expand(ids.shape[0], -1)
-    return lm(input_ids=ids, past_key_values=cache, position_ids=pos, use_cache=True).logits
+    return lm(input_ids=ids, cache=cache, position_ids=pos, use_cache=True).logits
 
 
 @torch.no_grad()

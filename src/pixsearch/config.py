@@ -3,6 +3,11 @@
 Every subsystem declares its own config dataclass next to its code (`DecodeConfig`,
 `ModelConfig`, `TrainConfig`, ...). This module turns YAML and command-line overrides into
 those dataclasses with type checks, and back into plain dicts for saving next to checkpoints.
+
+YAML 1.1 reads the words yes/no/on/off as booleans, which would turn `precision=no` into
+False. Values are read with `YAML11Word` kept for those words, and the field's type decides:
+a string field (or a Literal of strings) keeps the word as written, a bool field, an untyped
+one or a value inside a plain mapping gets the boolean YAML 1.1 meant.
 """
 
 from __future__ import annotations
@@ -22,6 +27,45 @@ class ConfigError(ValueError):
     """A config file or override does not match the config's schema."""
 
 
+class YAML11Word(str):
+    """A YAML 1.1 boolean word (yes/no/on/off in any case) as written; `as_bool` is what
+    YAML 1.1 meant. Only `from_dict` sees it: it becomes a str or a bool by the field's type."""
+
+    def as_bool(self) -> bool:
+        return self.lower() in ("yes", "on")
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that keeps YAML 1.1 boolean words (not true/false) as `YAML11Word`."""
+
+
+def _construct_bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool | YAML11Word:
+    text = loader.construct_scalar(node)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return YAML11Word(text)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML `text` for `from_dict` (booleans-as-words kept, see the module docstring)."""
+    return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no arbitrary objects
+
+
+def _untyped(value: Any) -> Any:
+    """`value` with every `YAML11Word` inside it turned into its YAML 1.1 boolean (no field
+    type says it is a string)."""
+    if isinstance(value, YAML11Word):
+        return value.as_bool()
+    if isinstance(value, dict):
+        return {k: _untyped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_untyped(v) for v in value)
+    return value
+
+
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -30,7 +74,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any or value is None and (type(None) in args):
-        return value
+        return _untyped(value)
     if origin in (typing.Union, types.UnionType):
         errors = []
         for a in (a for a in args if a is not type(None)):
@@ -40,6 +84,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 errors.append(str(e))
         raise ConfigError(f"{where}: {value!r} fits none of {args}: {errors}")
     if origin is typing.Literal:
+        if isinstance(value, YAML11Word):  # the word itself if it is a choice, else its bool
+            value = str(value) if value in args or value.as_bool() not in args \
+                else value.as_bool()
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {args}")
         return value
@@ -60,15 +107,16 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        return _untyped(dict(value))
     if tp is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
+        words = ("true", "1", "yes", "on", "false", "0", "no", "off")
+        if isinstance(value, str) and value.lower() in words:
+            return value.lower() in ("true", "1", "yes", "on")
         raise ConfigError(f"{where}: expected a bool, got {value!r}")
     if tp in (int, float):
-        if isinstance(value, bool):
+        if isinstance(value, (bool, YAML11Word)):
             raise ConfigError(f"{where}: expected {tp.__name__}, got a bool")
         try:
             out = tp(value)
@@ -81,7 +129,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, (str, int, float)):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return str(value)
-    return value
+    return _untyped(value)
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
@@ -117,7 +165,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = read_yaml(raw) if raw != "" else ""
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:
@@ -207,7 +255,7 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | No
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
-        loaded = yaml.safe_load(p.read_text()) or {}
+        loaded = read_yaml(p.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
         data = merge(data, loaded)

@@ -13,6 +13,15 @@ folder that is no checkpoint, a missing or corrupt index fail at once, not after
 load), and opens the index first. Per-call overrides replace fields of the predictor's
 `DecodeConfig` (`validate_overrides` checks them first); baselines hand in their own
 `forced_queries`. Images go through the one loader (`pixsearch.images.load_image`).
+
+`device` places the model ("cpu", "cuda:1", or "auto": the accelerator there is, the LM
+spread over several GPUs; `model/placement.py`). `model_overrides` are nested `ModelConfig`
+fields (the CLI's `model.key=value`): a preset is built with them (`lm.pretrained` and
+`mask_decoder.sam_pretrained` point a hub preset at local checkpoints, `dtype` picks the
+precision). A trained checkpoint takes `dtype`; an adapter checkpoint (a hub preset's, which
+stores only what training changed, `model/checkpoint.py`) also takes `lm.pretrained` /
+`mask_decoder.sam_pretrained` for the pretrained base it applies to, when that base lives
+somewhere else on this machine than where it was trained.
 """
 
 from __future__ import annotations
@@ -85,28 +94,115 @@ def model_path(spec: str) -> Path:
     return trained
 
 
-def load_model(spec: str) -> SearchLM:
+# the model overrides a trained checkpoint takes (the others change what was trained)
+CHECKPOINT_OVERRIDES = ("dtype",)
+# and those an adapter checkpoint also takes: where its pretrained base parts are
+BASE_OVERRIDES = (("lm", "pretrained"), ("mask_decoder", "sam_pretrained"))
+
+
+def load_model(spec: str, device: str | None = None,
+               overrides: dict[str, Any] | None = None) -> SearchLM:
     """A checkpoint directory, or a preset name: its trained checkpoint if there is one, else
-    freshly built weights (random for `tiny`, as tests want; a warning for a preset that has
-    neither a trained checkpoint nor pretrained hub weights)."""
+    the preset built with `overrides` (random for `tiny`, as tests want; for other presets a
+    warning names each part's source: loaded from where, or random). Placed on `device`
+    (None: left on the CPU); see the module docstring."""
     check_model(spec)
     _preload_vision(spec)
     from pixsearch.model.build import build_model
     from pixsearch.model.checkpoint import load_checkpoint
+    from pixsearch.model.placement import place_model
     from pixsearch.model.presets import get_preset
+    from pixsearch.model.weight_sources import untrained_warning
 
+    overrides = dict(overrides or {})
     path = Path(spec).expanduser()
-    if path.is_dir():
-        return load_checkpoint(path).eval()
-    trained = trained_checkpoint(spec)
-    if trained is not None:
-        return load_checkpoint(trained).eval()
-    cfg = get_preset(spec)
-    if spec != "tiny" and not cfg.lm.pretrained:
-        warnings.warn(f"no trained checkpoint for preset {spec!r}: using random weights "
-                      f"(train one with `pixsearch train --config configs/train/{spec}.yaml`)",
-                      stacklevel=2)
-    return build_model(cfg).eval()
+    ckpt = path if path.is_dir() else trained_checkpoint(spec)
+    if ckpt is not None:
+        check_checkpoint_overrides(ckpt, overrides)  # before the weights load
+        # an adapter's base is built in the asked dtype; a full checkpoint's saved tensors
+        # may be adopted as they are (`assign`), so the cast after loading stays
+        model = _with_dtype(load_checkpoint(ckpt, overrides=overrides or None), overrides)
+    else:
+        cfg = get_preset(spec, overrides)
+        warning = None if spec == "tiny" else untrained_warning(spec, cfg)
+        if warning:
+            warnings.warn(warning, stacklevel=2)
+        model = build_model(cfg)
+    return place_model(model.eval(), device)
+
+
+def _flat(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested overrides as dotted keys: `{"lm": {"pretrained": p}}` → `{"lm.pretrained": p}`."""
+    out: dict[str, Any] = {}
+    for k, v in overrides.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def checkpoint_bases(ckpt: Path) -> dict[str, str]:
+    """The pretrained base parts of an adapter checkpoint, as the dotted overrides that move
+    them → where they were when it was saved (empty for a full checkpoint, e.g. `mini`).
+    Read from the weights' header and config.json, without torch."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(ckpt / "model.safetensors"), framework="numpy") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != "adapter":
+        return {}
+    cfg = json.loads((ckpt / CHECKPOINT_CONFIG).read_text())
+    out = {}
+    for section, key in BASE_OVERRIDES:
+        where = cfg.get(section, {}).get(key, "")
+        if where:
+            out[f"{section}.{key}"] = where
+    assert out, f"adapter checkpoint {ckpt} names no pretrained base"
+    return out
+
+
+def check_checkpoint_overrides(ckpt: Path, overrides: dict[str, Any]) -> None:
+    """Refuse model overrides a trained checkpoint does not take, and an unknown dtype, with
+    a `ConfigError` that says why: every checkpoint takes `dtype`, an adapter checkpoint also
+    the location of each pretrained base it applies to (`checkpoint_bases`)."""
+    from typing import get_args
+
+    from pixsearch.model.config import ModelDType
+
+    bases = checkpoint_bases(ckpt)
+    flat = _flat(overrides)
+    allowed = [*CHECKPOINT_OVERRIDES, *bases]
+    other = sorted(set(flat) - set(allowed))
+    if other:
+        if bases:
+            what = (f"{ckpt} is an adapter checkpoint: it stores what training changed and "
+                    f"applies it to its pretrained base ({', '.join(bases.values())})")
+        else:
+            what = f"{ckpt} is a trained checkpoint holding all its weights"
+        raise ConfigError(f"model override(s) {['model.' + k for k in other]} apply to a preset "
+                          f"built from its parts; {what}, so it takes only "
+                          f"{', '.join('model.' + k for k in allowed)}")
+    if "dtype" in flat and flat["dtype"] not in get_args(ModelDType):
+        raise ConfigError(f"model.dtype={flat['dtype']!r} is not one of "
+                          f"{get_args(ModelDType)}")
+    for key in bases:
+        if key in flat and not (isinstance(flat[key], str) and flat[key]):
+            raise ConfigError(f"model.{key}={flat[key]!r}: give the folder (or hub id) of "
+                              "the pretrained checkpoint this adapter applies to")
+
+
+def _with_dtype(model: Any, overrides: dict[str, Any]) -> Any:
+    """A loaded checkpoint cast to `overrides["dtype"]` (checked by
+    `check_checkpoint_overrides` before it loaded)."""
+    if "dtype" in overrides:
+        from pixsearch.model.dtype import cast_parameters, torch_dtype
+
+        cast_parameters(model, torch_dtype(str(overrides["dtype"])))
+        model.cfg.dtype = str(overrides["dtype"])
+    return model
 
 
 def _preload_vision(spec: str) -> Future | None:
@@ -163,12 +259,18 @@ class Predictor:
 
     @classmethod
     def load(cls, model: str = "mini", index: str | None = None,
-             cfg: DecodeConfig | None = None) -> Predictor:
+             cfg: DecodeConfig | None = None, device: str | None = None,
+             model_overrides: dict[str, Any] | None = None) -> Predictor:
         """Load a model spec and an index spec (see the module docstring): both are checked,
-        and the index opened, before the model loads."""
+        and the index opened, before the model loads; the model is placed on `device` and
+        built with `model_overrides` (nested `ModelConfig` fields)."""
         check_model(model)
+        if device is not None:
+            from pixsearch.model.placement import resolve_device
+
+            resolve_device(device)  # a bad device fails before the model loads
         search = load_search(index)
-        return cls(load_model(model), search, cfg)
+        return cls(load_model(model, device, model_overrides), search, cfg)
 
     @property
     def decode_config(self) -> DecodeConfig:

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from pixsearch import paths
+from pixsearch.cli.options import add_device_flag, check_model_overrides, split_model_overrides
 from pixsearch.cli.show import print_answer, save_overlays
 
 
@@ -24,10 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", default="small", choices=("small", "full"),
                    help="scale of the world to build when it is missing")
     p.add_argument("--model", default="mini", help="preset name or checkpoint dir")
+    add_device_flag(p)
     p.add_argument("-n", type=int, default=4, help="questions to answer (half ego, half not)")
     p.add_argument("--split", default="test")
     p.add_argument("--out", type=Path, default=Path("outputs/demo"),
                    help="where mask overlays and traces are written")
+    p.add_argument("overrides", nargs="*", help="model.key=value overrides of the model "
+                                                "(model.lm.pretrained=DIR, model.dtype=bf16)")
     p.set_defaults(func=run)
 
 
@@ -60,10 +64,15 @@ def run(args: argparse.Namespace) -> int:
     from pixsearch.images import load_image
     from pixsearch.predictor import Predictor, check_model
 
+    model_overrides, rest = split_model_overrides(list(args.overrides))
+    if rest:
+        raise ValueError(f"pixsearch demo takes only model.key=value overrides, got {rest}")
     check_model(args.model)  # before a world is built for it
+    check_model_overrides(args.model, model_overrides)
     console = Console()
     world = ensure_world(args.world or paths.world_dir(), args.scale, console)
-    predictor = Predictor.load(args.model, str(world / "index"), DecodeConfig())
+    predictor = Predictor.load(args.model, str(world / "index"), DecodeConfig(), args.device,
+                               model_overrides)
     args.out.mkdir(parents=True, exist_ok=True)
     traces = []
     for rec in pick_records(world, args.split, args.n):

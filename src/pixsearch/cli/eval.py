@@ -18,7 +18,13 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from pixsearch.cli.options import add_decode_flags, decode_flags, search_budget
+from pixsearch.cli.options import (
+    add_decode_flags,
+    add_device_flag,
+    decode_flags,
+    search_budget,
+    split_model_overrides,
+)
 from pixsearch.config import apply_overrides, from_dict, load, merge, to_dict
 from pixsearch.data.formats import FORMATS
 from pixsearch.eval.modes import MODES
@@ -41,7 +47,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                                    "(default: <world>/index)")
     add_decode_flags(p, ("--max-new-tokens", "--top-k", "--temperature"))
     p.add_argument("--limit", type=int, help="evaluate the first N records only")
-    p.add_argument("--device", help="torch device of the model, e.g. cuda (default: CPU)")
+    add_device_flag(p)
     p.add_argument("--workers", type=int, help="parallel workers (processes)")
     p.add_argument("--batch", type=int, help="records decoded together in this process "
                                              "(continuous batching; default 1)")
@@ -54,7 +60,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("overrides", nargs="*", help="EvalConfig key=value overrides, e.g. "
-                                                "decode.temperature=0.7 limit=20")
+                                                "decode.temperature=0.7 limit=20; model.key=value "
+                                                "ones are the model's (model.lm.pretrained=DIR)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,8 +102,11 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
     """EvalConfig: YAML ← flags (decode flags write into `decode`) ← key=value overrides."""
     flags = {k: getattr(args, k) for k in _FLAGS if getattr(args, k, None) is not None}
     flags["decode"] = decode_flags(args)
+    model_overrides, overrides = split_model_overrides(list(args.overrides))
+    if model_overrides:
+        flags["model_overrides"] = model_overrides
     base = to_dict(load(EvalConfig, args.config)) if args.config else {}
-    data = apply_overrides(EvalConfig, merge(base, flags), list(args.overrides))
+    data = apply_overrides(EvalConfig, merge(base, flags), overrides)
     data["out"] = str(args.out)
     cfg = from_dict(EvalConfig, data)
     if not cfg.data:

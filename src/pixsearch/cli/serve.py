@@ -13,7 +13,14 @@ import ipaddress
 import os
 import threading
 
-from pixsearch.cli.options import add_decode_flags, decode_config, default_index
+from pixsearch.cli.options import (
+    add_decode_flags,
+    add_device_flag,
+    check_model_overrides,
+    decode_config,
+    default_index,
+    split_model_overrides,
+)
 from pixsearch.serve.search_only import add_search_only_flags, search_only_app
 
 API_KEY_ENV = "PIXSEARCH_API_KEY"
@@ -22,6 +29,7 @@ API_KEY_ENV = "PIXSEARCH_API_KEY"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the model (HTTP API + web page) or a search index")
     p.add_argument("--model", default="mini", help="preset name or checkpoint dir")
+    add_device_flag(p)
     p.add_argument("--index", default=None, help="knowledge-index dir or search-server URL")
     p.add_argument("--search-only", action="store_true",
                    help="serve only the index as a search API (POST /search)")
@@ -42,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_search_only_flags(p)
     add_decode_flags(p, config_file=True)
     p.add_argument("overrides", nargs="*", help="DecodeConfig key=value overrides (the "
-                                                "server's defaults; requests may override some)")
+                                                "server's defaults; requests may override some); "
+                                                "model.key=value ones are the model's")
     p.set_defaults(func=run)
 
 
@@ -106,7 +115,16 @@ def _model_app(args: argparse.Namespace, index: str | None, key: str | None):
     if not Path(args.model).expanduser().is_dir() and args.model not in preset_names():
         raise SystemExit(f"pixsearch serve: model {args.model!r} is neither a checkpoint "
                          f"folder nor a preset ({', '.join(preset_names())})")
-    cfg = decode_config(args, list(args.overrides))
+    model_overrides, overrides = split_model_overrides(list(args.overrides))
+    cfg = decode_config(args, overrides)
+    check_model_overrides(args.model, model_overrides)
+    if args.device is not None:
+        from pixsearch.model.placement import resolve_device
+
+        try:
+            resolve_device(args.device)
+        except ValueError as e:
+            raise SystemExit(f"pixsearch serve: {e}") from None
     if args.batch < 1:
         raise SystemExit(f"pixsearch serve: --batch must be >= 1, got {args.batch}")
     try:
@@ -118,6 +136,7 @@ def _model_app(args: argparse.Namespace, index: str | None, key: str | None):
         search = load_search(index)
     except (OSError, ValueError) as e:
         raise SystemExit(f"pixsearch serve: {e}") from None
-    return create_app(lambda: Predictor(load_model(args.model), search, cfg), name=args.model,
+    return create_app(lambda: Predictor(load_model(args.model, args.device, model_overrides),
+                                        search, cfg), name=args.model,
                       limits=limits, api_key=key, samples=find_samples(index),
                       batch=args.batch)

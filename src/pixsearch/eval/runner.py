@@ -83,8 +83,10 @@ class EvalConfig:
             `benchmark.classes`).
         segmentation: how the refseg / semseg tasks prompt the model
             (`segmentation.semseg_classes=all`, ...).
-        device: torch device the model answers on ("cuda", "cuda:1"; None: where it loads,
-            the CPU).
+        device: torch device the model answers on ("cuda", "cuda:1", "auto"; None: where it
+            loads, the CPU).
+        model_overrides: nested `ModelConfig` overrides of a preset model (the CLI's
+            `model.key=value`: `lm.pretrained`, `mask_decoder.sam_pretrained`, `dtype`).
         out: the run folder.
         progress: show a progress bar.
     """
@@ -110,6 +112,7 @@ class EvalConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     device: str | None = None
+    model_overrides: dict = field(default_factory=dict)
     out: str = "eval_run"
     progress: bool = True
 

@@ -88,11 +88,9 @@ def expression_probability(model: Any, image: Image.Image, expression: str,
     if logits_fn is None:
         return np.asarray(session.region_mask(), dtype=np.float32)
     import torch
-    import torch.nn.functional as F
 
-    logits = logits_fn().float()
-    up = F.interpolate(logits, size=(image.height, image.width), mode="bilinear",
-                       align_corners=False)
+    # the decoder's frame (SAM: longest side + padding) mapped back to the image
+    up = model.mask_decoder.frame(image.width, image.height).to_original(logits_fn())
     return torch.sigmoid(up[0, 0]).cpu().numpy()
 
 

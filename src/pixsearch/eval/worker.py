@@ -32,9 +32,9 @@ class Worker:
 
         self.cfg = cfg
         decode = from_dict(DecodeConfig, cfg["decode"], "decode")
-        self.predictor = Predictor.load(cfg["model"], index, decode)
-        if cfg.get("device"):  # the model code follows its parameters' device
-            self.predictor.model.to(cfg["device"])
+        # the model code follows its parameters' device
+        self.predictor = Predictor.load(cfg["model"], index, decode, cfg.get("device"),
+                                        cfg.get("model_overrides"))
         # how a turn is answered: `Predictor.ask`, or a batched engine's (`eval/parallel.py`)
         self.ask = self.predictor.ask
         self.proposals = from_dict(ProposalConfig, cfg["proposals"])

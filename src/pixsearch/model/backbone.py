@@ -19,6 +19,7 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from pixsearch.model.config import ModelConfig
+from pixsearch.model.dtype import cast_input
 from pixsearch.model.projector import Projector
 from pixsearch.model.vision import build_vision, lm_tokens, split_grid
 from pixsearch.render import ChatFormat
@@ -79,7 +80,7 @@ class Backbone(nn.Module, ABC):
         vocabulary (Qwen2.5) would be 360 MB of float32 nobody reads. 0 keeps all (training).
         """
         out = self.model(inputs_embeds=embeds, attention_mask=attention_mask,
-                         position_ids=position_ids, past_key_values=cache,
+                         position_ids=position_ids, cache=cache,
                          use_cache=cache is not None, output_hidden_states=True,
                          logits_to_keep=logits_to_keep)
         return out.logits, out.hidden_states[-1]
@@ -106,8 +107,9 @@ class NativeBackbone(Backbone):
         return {"vision": self.vision.preprocess(image)}
 
     def encode(self, vis: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        tokens = self.vision(vis["vision"])
-        return self.projector(lm_tokens(tokens, self.cfg.vision.lm_grid)), split_grid(tokens)[1]
+        tokens = self.vision(vis["vision"])  # frozen DINOv2 tokens arrive as float32
+        pooled = cast_input(self.projector, lm_tokens(tokens, self.cfg.vision.lm_grid))
+        return self.projector(pooled), split_grid(tokens)[1]
 
     def language_model(self) -> nn.Module:
         return self.model

@@ -38,8 +38,8 @@ class Batch:
         prompt_len: number of prompt tokens of each sample [B].
         images: per-image tensors of `PixSearchModel.preprocess`, stacked ({name: [B, ...]});
             None for a text-only batch.
-        region_targets: gold mask of each `<region>` search, resized to the decoder's square
-            frame, in the order the model meets them [R, M, M]; None when not given.
+        region_targets: gold mask of each `<region>` search, mapped into the decoder's square
+            frame (`MaskDecoder.frame`), in the order the model meets them [R, M, M]; None when not given.
         kinds: each sample's kind ("refseg", "vqa", "trajectory"; empty when unknown).
     """
 
@@ -65,6 +65,19 @@ class Batch:
                        loss_mask=self.loss_mask.to(device), span_labels=self.span_labels.to(device),
                        prompt_len=self.prompt_len.to(device), images=images,
                        region_targets=targets, kinds=list(self.kinds))
+
+    def pin_memory(self) -> Batch:
+        """A copy in page-locked memory (a DataLoader with `pin_memory=True` calls this)."""
+        return self.apply(lambda t: t.pin_memory())
+
+    def apply(self, fn) -> Batch:
+        """A copy with `fn` applied to every tensor."""
+        images = None if self.images is None else {k: fn(v) for k, v in self.images.items()}
+        targets = None if self.region_targets is None else fn(self.region_targets)
+        return replace(self, input_ids=fn(self.input_ids), attention_mask=fn(self.attention_mask),
+                       loss_mask=fn(self.loss_mask), span_labels=fn(self.span_labels),
+                       prompt_len=fn(self.prompt_len), images=images, region_targets=targets,
+                       kinds=list(self.kinds))
 
 
 def mask_target(mask: np.ndarray, size: int) -> torch.Tensor:
@@ -104,7 +117,10 @@ def collate(model: PixSearchModel, samples: list[Rendered],
             if len(ms) != len(r.region_positions):
                 raise ValueError(f"sample {i} has {len(r.region_positions)} region searches "
                                  f"but {len(ms)} masks")
-        flat = [mask_target(m, model.mask_size) for ms in region_masks for m in ms]
+        # into the decoder's frame (a stretch for native backbones, SAM's padded frame)
+        frame = model.mask_decoder.frame
+        flat = [frame(m.shape[1], m.shape[0]).target(np.asarray(m), model.mask_size)
+                for ms in region_masks for m in ms]
         targets = (torch.stack(flat) if flat
                    else torch.zeros(0, model.mask_size, model.mask_size))
     if kinds is not None and len(kinds) != B:

@@ -31,8 +31,7 @@ model's last layer has written, since every layer writes exactly once per forwar
 from __future__ import annotations
 
 import torch
-from transformers import Cache, PretrainedConfig
-from transformers.cache_utils import CacheLayerMixin
+from transformers import Cache, CacheLayerMixin, PretrainedConfig
 
 MIN_CAPACITY = 256  # tokens per slot; grows by doubling like `kv_cache.GrowingLayer`
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from pixsearch.model.backbone import Backbone, NativeBackbone
 from pixsearch.model.config import TRAINABLE_GROUPS, ModelConfig
+from pixsearch.model.dtype import cast_parameters, torch_dtype
 from pixsearch.model.hires import MaskFeatureMap
 from pixsearch.model.mask_decoder import MaskDecoder
 from pixsearch.model.pixsearch_model import PixSearchModel
@@ -92,7 +93,8 @@ def build_mask_decoder(cfg: ModelConfig) -> MaskDecoder:
     from transformers import SamModel
 
     try:
-        sam = SamModel.from_pretrained(cfg.mask_decoder.sam_pretrained)
+        sam = SamModel.from_pretrained(cfg.mask_decoder.sam_pretrained,
+                                       dtype=torch_dtype(cfg.dtype))
     except OSError as e:
         raise OSError(f"cannot load SAM {cfg.mask_decoder.sam_pretrained!r}: give a local folder "
                       f"saved with save_pretrained, or a hub id with hub access ({e})") from e
@@ -191,16 +193,19 @@ def _build(cfg: ModelConfig, tokenizer: Any, corpus: Iterable[str] | None) -> Pi
     if md.vision_encoder is None:
         feats = MaskFeatureMap(backbone.grid_dim, md.hidden, md.grid, cfg.hires)
     proposer = referent = None
-    if cfg.referent.enabled:
+    if cfg.referent.enabled and cfg.referent.source == "points":
         # the proposer's decoder is a copy of the mask decoder's shape; its image embeddings
         # are the mask decoder's, so it needs no image encoder of its own
         proposer = InstanceProposer(MaskDecoder(replace(cfg.mask_decoder, sam_vision=False)),
                                     cfg.referent)
+    if cfg.referent.enabled:
         referent = ReferentSelector(d_lm, feature_dim(md.hidden), cfg.referent)
     model = PixSearchModel(cfg, backbone, SpanTagger(d_lm, cfg.span_tagger),
                            SpanToQueries(d_lm, md.hidden, cfg.mask_decoder.num_queries),
                            md, feats, tok, table, proposer, referent)
     if "lora" in cfg.trainable:
         add_lora(cfg, backbone.language_model())
+    # one precision for every part: hub weights were loaded in it, the new parts are cast
+    cast_parameters(model, torch_dtype(cfg.dtype))
     set_trainable(model, cfg.trainable)
     return model

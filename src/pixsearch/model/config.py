@@ -19,6 +19,7 @@ from pixsearch.retrieval.evidence import EvidenceConfig
 
 BackboneKind = Literal["native", "llava", "qwen2_5_vl"]
 VisionKind = Literal["patch", "dinov2"]
+ModelDType = Literal["fp32", "bf16", "fp16"]
 TRAINABLE_GROUPS = ("lora", "lm", "embeddings", "vision", "projector", "span_tagger", "g",
                     "prompt_encoder", "mask_decoder", "hires", "sam_vision", "proposals",
                     "referent")
@@ -39,6 +40,11 @@ class LMConfig:
             `text_config` / `vision_config` dicts).
         tokenizer_vocab: vocabulary size of the byte-level BPE trained for native backbones.
         image_size: side of the square image the hub vision tower sees (pixels).
+        image_processor: the hub backbone's image-processor config (the fields of its
+            `preprocessor_config.json`: resize, crop or pad, mean, std). Empty = the one in
+            `pretrained` if it has one, else the backbone's published default (LLaVA-1.5:
+            CLIP resize of the short side + centre crop); filled in when the model is built,
+            so a checkpoint keeps its checkpoint's preprocessing (`model/processors.py`).
     """
 
     backbone: BackboneKind = "native"
@@ -46,6 +52,7 @@ class LMConfig:
     hf_config: dict = field(default_factory=dict)
     tokenizer_vocab: int = 1024
     image_size: int = 224
+    image_processor: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -152,27 +159,38 @@ class HiResConfig:
 
 @dataclass
 class ReferentConfig:
-    """Referent selection: instance proposals prompted by points, and a selector that picks the
-    proposal the referring expression names (`proposals.py`, `referent.py`).
+    """Referent selection: instance proposals, and a selector that picks the proposal the
+    referring expression names (`proposals.py`, `referent.py`).
 
     The span-conditioned mask decoder segments *a* flag well but often the wrong one: choosing
     among several entities ("the leftmost", "the smallest", "the red-and-white one") is a
     comparison over a set, which a selector attending over every candidate makes directly.
 
     Attributes:
-        enabled: build the proposal decoder and the selector; region masks then come from the
-            selected proposal (the span-conditioned mask when there is no proposal).
+        enabled: build the selector (and the point proposer when `source` is "points"); region
+            masks then come from the selected proposal (the span-conditioned mask when there
+            is no proposal).
+        source: where proposals come from. "components": the connected components of the
+            span-conditioned mask's probabilities at each of `thresholds` (no extra network:
+            its low-probability blobs are the other entities it hesitated between). "points":
+            a point-prompted copy of the mask decoder at the peaks of an entity-centre heatmap
+            (SAM-style automatic masks; needs its own training).
+        thresholds: probability thresholds whose connected components are proposals
+            ("components").
         max_points: most point prompts per image: the peaks of the proposer's entity-centre
-            heatmap (one decoder pass per prompt, so this bounds the cost).
-        peak_threshold: a heatmap peak below this probability is no prompt.
+            heatmap (one decoder pass per prompt, so this bounds the cost; "points").
+        peak_threshold: a heatmap peak below this probability is no prompt ("points").
         min_area: smallest proposal kept, as a fraction of the mask's pixels.
-        score_threshold: proposals whose predicted IoU is below this are dropped.
+        score_threshold: proposals whose predicted IoU is below this are dropped ("points").
         nms_iou: a proposal overlapping a better one by more than this IoU is dropped.
         max_candidates: proposals kept per image (best predicted IoU first).
         dim, layers, heads: width, encoder layers and heads of the selector.
+        dropout: dropout of the selector while it trains (a few thousand expressions).
     """
 
     enabled: bool = False
+    source: str = "components"
+    thresholds: list[float] = field(default_factory=lambda: [0.5, 0.2, 0.05, 0.01])
     max_points: int = 10
     peak_threshold: float = 0.2
     min_area: float = 0.0005
@@ -182,6 +200,12 @@ class ReferentConfig:
     dim: int = 128
     layers: int = 2
     heads: int = 4
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.source not in ("components", "points"):
+            raise ValueError(f"referent.source must be 'components' or 'points', "
+                             f"got {self.source!r}")
 
 
 @dataclass
@@ -218,6 +242,9 @@ class ModelConfig:
         abstention: the decode-time abstention policy calibrated for these weights
             (`pixsearch eval calibrate`); disabled until calibrated.
         referent: referent selection among instance proposals (off unless trained).
+        dtype: precision of every part alike (LM, vision tower, projector, SAM, new heads):
+            "fp32", "bf16" or "fp16" (`model/dtype.py`); hub weights published in another
+            precision are loaded into this one, and each module casts its inputs to its own.
     """
 
     name: str = "custom"
@@ -234,6 +261,7 @@ class ModelConfig:
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
     referent: ReferentConfig = field(default_factory=ReferentConfig)
+    dtype: ModelDType = "fp32"
 
     def __post_init__(self) -> None:
         unknown = set(self.trainable) - set(TRAINABLE_GROUPS)

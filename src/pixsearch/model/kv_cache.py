@@ -15,8 +15,7 @@ a search-interleaved answer's length is not known when the prompt is prefilled.
 from __future__ import annotations
 
 import torch
-from transformers import Cache, DynamicCache, PretrainedConfig
-from transformers.cache_utils import DynamicLayer
+from transformers import Cache, DynamicCache, DynamicLayer, PretrainedConfig
 
 MIN_CAPACITY = 256  # tokens; the first prefill usually sets a larger one
 

@@ -9,15 +9,24 @@ image embeddings). Sparse prompts are not points or boxes but the mask queries o
 
 Feedback loop (PLUM): pass 1 decodes with the "no mask" dense prompt; each further pass feeds
 the previous pass's mask logits back through the mask embedding as the dense prompt.
+
+Images and masks: with SAM's image encoder the decoder works in SAM's frame (longest side
+resized, padded; `preprocess`), otherwise in the square view of the whole image that the
+native backbone's grid covers; `frame` says which, and maps masks back to the image.
+
+`transformers` exports `SamModel` but not its parts; they are imported from its `sam`
+modeling module, which the version pin in pyproject.toml covers.
 """
 
 from __future__ import annotations
 
 import torch
+from PIL import Image
 from torch import nn
-from transformers import SamConfig, SamModel
-from transformers.models.sam.configuration_sam import (
+from transformers import (
+    SamConfig,
     SamMaskDecoderConfig,
+    SamModel,
     SamPromptEncoderConfig,
     SamVisionConfig,
 )
@@ -29,6 +38,8 @@ from transformers.models.sam.modeling_sam import (
 )
 
 from pixsearch.model.config import MaskDecoderConfig
+from pixsearch.model.dtype import cast_input
+from pixsearch.model.processors import MaskFrame, sam_frame, sam_pixels, stretch_frame
 
 SAM_PATCH = 16  # SAM's image size / embedding grid ratio
 
@@ -75,6 +86,18 @@ class MaskDecoder(nn.Module):
     def mask_size(self) -> int:
         return 4 * self.grid
 
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """SAM's input of `image`, [3, S, S] (longest side S, padded; needs `sam_vision`)."""
+        assert self.vision_encoder is not None, "this decoder has no SAM vision encoder"
+        return sam_pixels(image, self.sam_image_size)
+
+    def frame(self, width: int, height: int) -> MaskFrame:
+        """Where a `width` × `height` image lies in this decoder's mask frame: SAM's padded
+        frame with SAM's image encoder, else the whole image stretched to the square grid."""
+        if self.vision_encoder is not None:
+            return sam_frame(width, height, self.sam_image_size)
+        return stretch_frame(width, height)
+
     def image_positional(self, like: torch.Tensor) -> torch.Tensor:
         """Positional encoding of the g × g grid, [1, C, g, g] (as `SamModel` computes it)."""
         g = self.grid
@@ -88,13 +111,13 @@ class MaskDecoder(nn.Module):
     def sam_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """SAM ViT image embeddings [B, C, g, g] of pixels [B, 3, S, S] (hub presets)."""
         assert self.vision_encoder is not None, "this decoder has no SAM vision encoder"
-        return self.vision_encoder(pixels).last_hidden_state
+        return self.vision_encoder(cast_input(self.vision_encoder, pixels)).last_hidden_state
 
     def dense_prompt(self, prev_logits: torch.Tensor | None, batch: int) -> torch.Tensor:
         if prev_logits is None:
             w = self.prompt_encoder.no_mask_embed.weight
             return w.reshape(1, -1, 1, 1).expand(batch, -1, self.grid, self.grid)
-        return self.prompt_encoder.mask_embed(prev_logits)
+        return self.prompt_encoder.mask_embed(cast_input(self.prompt_encoder, prev_logits))
 
     def decode_once(self, image_embeddings: torch.Tensor, queries: torch.Tensor,
                     prev_logits: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,14 +127,18 @@ class MaskDecoder(nn.Module):
         pos = self.image_positional(image_embeddings).expand(b, -1, -1, -1)
         masks, iou = self.mask_decoder(
             image_embeddings=image_embeddings, image_positional_embeddings=pos,
-            sparse_prompt_embeddings=queries[:, None], dense_prompt_embeddings=self.dense_prompt(prev_logits, b),
+            sparse_prompt_embeddings=queries[:, None],
+            dense_prompt_embeddings=cast_input(self.mask_decoder, self.dense_prompt(prev_logits, b)),
             multimask_output=False)
         return masks[:, 0], iou[:, 0]
 
     def forward(self, image_embeddings: torch.Tensor, queries: torch.Tensor,
                 iters: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`image_embeddings` [B, C, g, g], `queries` [B, Q, C] → (logits [B, 1, 4g, 4g],
-        iou [B, 1]) after `iters` feedback passes (default `cfg.feedback_iters`)."""
+        iou [B, 1]) after `iters` feedback passes (default `cfg.feedback_iters`), in the
+        decoder's dtype whatever the inputs' dtype."""
+        image_embeddings = cast_input(self.mask_decoder, image_embeddings)
+        queries = cast_input(self.mask_decoder, queries)
         prev = None
         for _ in range(max(1, iters or self.cfg.feedback_iters)):
             prev, iou = self.decode_once(image_embeddings, queries, prev)

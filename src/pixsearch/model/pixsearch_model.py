@@ -29,7 +29,6 @@ from pixsearch.model.proposals import InstanceProposer, Proposals
 from pixsearch.model.referent import ReferentSelector, candidate_features
 from pixsearch.model.span_query import SpanToQueries
 from pixsearch.model.span_tagger import SpanTagger, pool_span, select_span
-from pixsearch.model.vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
 from pixsearch.render import Rendered, Renderer
 from pixsearch.tokens import TokenTable
 
@@ -106,7 +105,7 @@ class PixSearchModel(nn.Module):
     def _mask_inputs(self, image: Image.Image) -> dict[str, torch.Tensor]:
         out = {}
         if self.mask_decoder.vision_encoder is not None:
-            out["sam"] = to_pixels(image, self.mask_decoder.sam_image_size, IMAGENET_MEAN, IMAGENET_STD)
+            out["sam"] = self.mask_decoder.preprocess(image)  # SAM's longest side + pad
         if self.mask_features is not None and self.mask_features.hires is not None:
             out["hires"] = self.mask_features.hires.preprocess(image)
         return out
@@ -125,7 +124,7 @@ class PixSearchModel(nn.Module):
         vis = {k: v.to(dev) for k, v in vis.items()}
         img_tokens, grid = self.backbone.encode(vis)
         if self.mask_decoder.vision_encoder is not None:
-            mask_emb = self.mask_decoder.sam_features(vis["sam"].to(img_tokens.dtype))
+            mask_emb = self.mask_decoder.sam_features(vis["sam"])
         else:
             assert self.mask_features is not None and grid is not None
             mask_emb = self.mask_features(grid, vis.get("hires"))
@@ -143,7 +142,7 @@ class PixSearchModel(nn.Module):
         n = slots.sum(dim=1)[rows]
         if not bool((n == img_tokens.shape[1]).all()):
             raise ValueError(f"each prompt needs {img_tokens.shape[1]} image slots, got {n.tolist()}")
-        src = img_tokens[rows].to(embeds.dtype)
+        src = img_tokens[rows].to(embeds.device, embeds.dtype)
         return embeds.masked_scatter(slots[..., None], src)
 
     # ---- span → mask ----------------------------------------------------------------------
@@ -166,21 +165,24 @@ class PixSearchModel(nn.Module):
         return self.mask_decoder(mask_emb, self.g(span_emb))
 
     def mask_rgb(self, image: Image.Image) -> torch.Tensor:
-        """The image at mask resolution, RGB in [0, 1]: [3, M, M] (candidate colours)."""
-        return to_pixels(image, self.mask_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        """The image in the mask frame at mask resolution, RGB in [0, 1]: [3, M, M]
+        (candidate colours)."""
+        return self.mask_decoder.frame(*image.size).rgb(image, self.mask_size)
 
     def select_region(self, mask_emb: torch.Tensor, span_emb: torch.Tensor,
                       span_logits: torch.Tensor, rgb: torch.Tensor, proposals: Proposals
-                      ) -> torch.Tensor:
+                      ) -> tuple[torch.Tensor, float | None]:
         """The referent among `proposals` of the span `span_emb` [1, d_lm]: its mask logits
-        [1, 1, M, M]; the span-conditioned logits `span_logits` when there is no proposal."""
+        [1, 1, M, M] and the selector's probability that it is the one; the span-conditioned
+        logits `span_logits` (and None) when there is no proposal."""
         assert self.referent is not None, "select_region needs a model built with a referent"
         if not len(proposals):
-            return span_logits
+            return span_logits, None
         feats = candidate_features(proposals.masks, proposals.scores, mask_emb[0],
                                    torch.sigmoid(span_logits[0, 0].float()), rgb)
-        k = int(self.referent(span_emb, [feats])[0].argmax())
-        return proposals.logits[k][None, None].to(span_logits.dtype)
+        probs = self.referent(span_emb, [feats])[0].float().softmax(-1)
+        k = int(probs.argmax())
+        return proposals.logits[k][None, None].to(span_logits.dtype), float(probs[k])
 
     def span_window(self, ids: list[int], prompt_len: int, search: int) -> tuple[int, int]:
         """Token range the span tagger reads for a region search at position `search`: the
@@ -252,7 +254,10 @@ class PixSearchModel(nn.Module):
             span_emb = hidden.new_zeros(len(span_embs), d)
             m = self.mask_size
             mask_logits, iou = hidden.new_zeros(len(span_embs), 1, m, m), hidden.new_zeros(len(span_embs), 1)
-        return PixSearchOutput(logits, hidden, span_logits, targets, span_emb, mask_logits, iou, rb)
+        # no loss supervises the IoU head; detached, it is not reachable from the outputs, so
+        # DDP (find_unused_parameters) counts it unused instead of waiting for its gradients
+        return PixSearchOutput(logits, hidden, span_logits, targets, span_emb, mask_logits,
+                               iou.detach(), rb)
 
     # ---- decoding -------------------------------------------------------------------------
     @torch.no_grad()

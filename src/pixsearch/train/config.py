@@ -89,9 +89,16 @@ class TrainConfig:
         out: output folder (log.jsonl, checkpoint-last/, checkpoint-best/, stage-*/, final).
         final_dir: where the final model checkpoint is copied ("" = `out`/final).
         feature_cache: folder of cached frozen image features ("" = `world`/cache).
-        precision: "auto" (bf16 on a GPU that supports it, else fp32), "bf16" or "no".
+        precision: "auto" (bf16 on a GPU that supports it, else fp32), "bf16" or "no". A
+            model built in half precision (`model.dtype=bf16|fp16`) trains its trainable
+            parameters in float32 under autocast to its dtype ("auto" picks it;
+            `train/precision.py`).
         num_threads: torch CPU threads (0 = library default).
         max_seq_len: longer samples are skipped with a warning (0 = no limit).
+        num_workers: DataLoader worker processes that render and collate micro-batches and
+            load and resize their images (`train/loader.py`; 0 = in the training process).
+            The batches are the same for any number of workers.
+        pin_memory: page-lock batches when the model trains on a CUDA device (faster copies).
         progress: show progress bars.
         tracker: experiment tracker, through accelerate (`train/tracking.py`): "tensorboard"
             (offline event files in `out`/tracking), "wandb", "mlflow", any other tracker
@@ -128,6 +135,8 @@ class TrainConfig:
     precision: Precision = "auto"
     num_threads: int = 0
     max_seq_len: int = 0
+    num_workers: int = 0
+    pin_memory: bool = True
     progress: bool = True
     tracker: str = "tensorboard"
     tracker_project: str = "pixsearch"
@@ -139,6 +148,8 @@ class TrainConfig:
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be distinct, got {names}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be 0 or more, got {self.num_workers}")
         for s in self.stages:
             bad = set(s.mixture) - set(POOLS)
             used = {k for k, w in s.mixture.items() if float(w) > 0}

@@ -19,7 +19,6 @@ from PIL import Image
 
 from pixsearch.images import load_image
 from pixsearch.logs import progress_bar
-from pixsearch.model.vision import IMAGENET_MEAN, IMAGENET_STD, to_pixels
 
 if TYPE_CHECKING:
     from pixsearch.model.pixsearch_model import PixSearchModel
@@ -93,8 +92,8 @@ class FeatureCache:
         if needs_pixels:
             image = self._open(path)
             if m.mask_decoder.vision_encoder is not None:
-                out["sam"] = to_pixels(image, m.mask_decoder.sam_image_size, IMAGENET_MEAN,
-                                       IMAGENET_STD)
+                # SAM's own frame (longest side + pad), where `model/batch.py` puts the targets
+                out["sam"] = m.mask_decoder.preprocess(image)
             if m.mask_features is not None and m.mask_features.hires is not None:
                 out["hires"] = m.mask_features.hires.preprocess(image)
         return out

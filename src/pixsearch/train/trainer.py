@@ -2,10 +2,16 @@
 bf16 where supported, validation, best/last checkpoints, resumption — on `accelerate`.
 
 One program for one CPU process and for `accelerate launch` over several GPUs: the
-`Accelerator` places the model, wraps it for data parallelism (DeepSpeed / FSDP come from
-accelerate's own config file), autocasts to bf16 when the device supports it and accumulates
-gradients. Each process draws its own batches (seed + process index); the main process writes
-the log, the feature cache and the checkpoints.
+`Accelerator` places the model, wraps it for data parallelism (DDP, or FSDP / DeepSpeed ZeRO-3
+from an accelerate config file, e.g. `configs/accelerate/`), autocasts to bf16 when the device
+supports it (to the model's dtype for a `model.dtype=bf16|fp16` model, whose trainable
+parameters are kept in float32: `train/precision.py`) and accumulates gradients. Each process
+draws its own batches (seed + process index), made by DataLoader workers (`train/loader.py`).
+Every save gathers the model's full state dict (`Accelerator.get_state_dict`, collective under
+FSDP / ZeRO-3) and the main process writes it as a checkpoint (adapter-only for hub presets,
+`model/checkpoint.py`); the resumable state of a run over several processes goes through
+`Accelerator.save_state` (`train/state.py`). The main process writes the log and the feature
+cache.
 
 Layout of `out/`: `log.jsonl` (one line per step: loss per term, lr, throughput; one per
 evaluation), `checkpoint-last/` (resumable), `checkpoint-best/` (best validation value of the
@@ -41,18 +47,27 @@ from pixsearch.train.data import (
     build_pools,
     drop_long,
     load_split,
-    make_batch,
     tokenizer_corpus,
     world_evidence,
 )
 from pixsearch.train.features import FeatureCache
+from pixsearch.train.loader import BatchLoader
 from pixsearch.train.losses import pixsearch_loss
 from pixsearch.train.mixture import MixtureSampler
+from pixsearch.train.precision import (
+    keep_master_weights,
+    mixed_precision,
+    restore_master_weights,
+    run_model_dtype,
+)
 from pixsearch.train.reading import reading_samples
 from pixsearch.train.state import (
     Progress,
+    check_processes,
     find_resumable,
+    load_distributed_state,
     load_training_state,
+    save_distributed_state,
     save_training_state,
     set_rng_state,
     write_dir,
@@ -119,10 +134,11 @@ class Trainer:
         self.cfg = cfg
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        precision = cfg.precision
-        if precision == "auto":
-            bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-            precision = "bf16" if bf16 else "no"
+        # a half-precision model trains float32 masters under autocast (`train/precision.py`)
+        self.out = resolve_path(cfg.out)
+        self.model_dtype = run_model_dtype(cfg, find_resumable(self.out / "checkpoint-last"))
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        precision = mixed_precision(cfg.precision, self.model_dtype, bf16)
         # a batch without region searches leaves the mask decoder unused: DDP must allow it
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
         self.started = time.perf_counter()
@@ -131,9 +147,10 @@ class Trainer:
         self.acc = Accelerator(mixed_precision=precision, gradient_accumulation_steps=1,
                                kwargs_handlers=[ddp], **self.tracker.accelerator_kwargs())
         set_seed(cfg.seed)
-        self.out = resolve_path(cfg.out)
         self.world = world_dir(cfg)
         self.is_main = self.acc.is_main_process
+        # FSDP / ZeRO-3 shard the parameters: a forward pass is collective
+        self.sharded = self.acc.distributed_type.value in ("FSDP", "DEEPSPEED")
 
     # ---- setup ----------------------------------------------------------------------------
     def _model_and_state(self, train_records) -> tuple[PixSearchModel, dict[str, Any] | None]:
@@ -144,7 +161,10 @@ class Trainer:
         if resumable is not None:
             self._check_same_run()
             self.log_print(f"resuming from {resumable}")
-            return load_training_state(resumable)
+            model, state = load_training_state(resumable)
+            restore_master_weights(model, resumable)  # not rounded to the model's dtype
+            check_processes(state, self.acc.num_processes, resumable)
+            return model, state
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "run_identity.json").write_text(json.dumps(self._identity(), indent=1))
@@ -285,20 +305,30 @@ class Trainer:
                    features: FeatureCache, progress: Progress, state: dict | None,
                    bar: tqdm) -> None:
         cfg, acc = self.cfg, self.acc
+        # the previous stage's prepared model and optimiser are forgotten: `save_state` /
+        # `load_state` index what was prepared, which must be this stage's alone
+        acc.free_memory()
         groups = stage_parameters(model, stage)
         params = [p for g in groups for p in g]
+        keep_master_weights(params)  # float32 whatever the model's dtype
         opt = torch.optim.AdamW(params, lr=stage.lr, betas=tuple(cfg.betas),
                                 weight_decay=cfg.weight_decay)
         seed = cfg.seed + 1000 * (progress.stage + 1) + acc.process_index
         sampler = MixtureSampler(pools, stage.mixture, seed)
-        if state is not None:
+        one_process = state is not None and "optimizer" in state
+        if one_process:
             opt.load_state_dict(state["optimizer"])
             sampler.load_state_dict(state["sampler"])
             set_rng_state(state["rng"])
         teacher = self._teacher(stage, progress)
         acc.gradient_accumulation_steps = stage.grad_accum
+        self._configure_deepspeed(model, stage)
         acc.step = 0  # accumulation windows start at this stage's first micro-batch
         wrapped, opt = acc.prepare(model, opt)
+        if state is not None and not one_process:
+            sampler.load_state_dict(load_distributed_state(acc, Path(state["dir"])))
+        loader = BatchLoader(model, sampler, stage.batch_size, features, cfg.num_workers,
+                             cfg.pin_memory and acc.device.type == "cuda", seed)
         self.log_print(f"stage {stage.name}: {stage.steps} steps, mixture {stage.mixture}, "
                        f"{sum(p.numel() for p in params) / 1e6:.2f} M trainable parameters")
         started = time.perf_counter() - progress.stage_seconds
@@ -310,8 +340,7 @@ class Trainer:
                                       progress.stage_seconds / budget if budget else 0.0)
             for group in opt.param_groups:
                 group["lr"] = lr
-            parts, n_tok = self._step(model, wrapped, opt, groups, sampler, stage, features,
-                                      teacher)
+            parts, n_tok = self._step(wrapped, opt, groups, loader, stage, teacher)
             dt = time.perf_counter() - t0
             progress.stage_step += 1
             progress.global_step += 1
@@ -327,15 +356,36 @@ class Trainer:
             bar.set_postfix(stage=stage.name, loss=f"{parts['total']:.3f}")
             done = progress.stage_step == stage.steps or self._out_of_time(stage, started)
             if done or (cfg.eval_every and progress.stage_step % cfg.eval_every == 0):
-                self._evaluate(model, stage, val_pools, features, progress)
+                self._evaluate(model, wrapped, stage, val_pools, features, progress)
             if done or progress.stage_step % cfg.save_every == 0:
-                self._save_last(model, opt, sampler, progress)
+                self._save_last(model, wrapped, opt, loader, progress)
+        loader.close()
         if progress.stage_step < stage.steps:
             self.log_print(f"stage {stage.name} used its {stage.max_minutes} min budget after "
                            f"{progress.stage_step}/{stage.steps} steps")
             self._log({"step": progress.global_step, "stage": stage.name,
                        "budget_spent_at": progress.stage_step})
-        self._finish_stage(model, stage, progress)
+        self._finish_stage(model, wrapped, stage, progress)
+
+    def _configure_deepspeed(self, model: PixSearchModel, stage: StageConfig) -> None:
+        """DeepSpeed fixes batch size and accumulation when the engine is made: give it this
+        stage's (no DataLoader is prepared for it to read them from), and the ZeRO-3 bucket
+        sizes left "auto", from the LM's width (accelerate's rule, which looks for a
+        `model.config` our composed model does not have)."""
+        plugin = getattr(self.acc.state, "deepspeed_plugin", None)
+        if plugin is None:
+            return
+        ds = plugin.deepspeed_config
+        ds["train_micro_batch_size_per_gpu"] = stage.batch_size
+        ds["gradient_accumulation_steps"] = stage.grad_accum
+        ds.pop("train_batch_size", None)
+        h = model.backbone.input_embeddings().weight.shape[1]
+        zero = ds.get("zero_optimization", {})
+        for key, value in (("reduce_bucket_size", h * h),
+                           ("stage3_prefetch_bucket_size", int(0.9 * h * h)),
+                           ("stage3_param_persistence_threshold", 10 * h)):
+            if zero.get(key) == "auto":
+                zero[key] = value
 
     @staticmethod
     def _out_of_time(stage: StageConfig, started: float) -> bool:
@@ -353,12 +403,12 @@ class Trainer:
             p.requires_grad_(False)
         return teacher
 
-    def _step(self, model, wrapped, opt, groups, sampler, stage, features, teacher
+    def _step(self, wrapped, opt, groups, loader: BatchLoader, stage, teacher
               ) -> tuple[dict[str, float], int]:
         """One optimiser step over `grad_accum` micro-batches; returns mean loss terms."""
         acc, sums, n_tok = self.acc, {}, 0
         for _ in range(stage.grad_accum):
-            batch = make_batch(model, sampler.batch(stage.batch_size), features)
+            batch = loader.next()
             n_tok += int(batch.attention_mask.sum())
             with acc.accumulate(wrapped):
                 out = wrapped(batch)
@@ -380,13 +430,14 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v / stage.grad_accum
         return sums, n_tok
 
-    def _evaluate(self, model, stage, val_pools, features, progress: Progress) -> None:
+    def _evaluate(self, model, wrapped, stage, val_pools, features, progress: Progress) -> None:
         metrics = evaluate(model, val_pools, features, stage.batch_size, self.cfg.loss,
                            self.cfg.eval_batches)
         self._log({"step": progress.global_step, "stage": stage.name, "eval": metrics})
         if self.is_main:  # what the numbers look like: sample masks and the curves so far
-            self.tracker.log_predictions(model, val_pools, features, self.world,
-                                         progress.global_step)
+            if not self.sharded:  # decoding on one process would wait on the others' shards
+                self.tracker.log_predictions(model, val_pools, features, self.world,
+                                             progress.global_step)
             plot_training_curves(self.out)
         key = self.cfg.best_metric
         value = metrics.get(key)
@@ -395,26 +446,41 @@ class Trainer:
         if value is None:
             return
         higher = not key.endswith("loss")
-        if progress.best is None or (value > progress.best if higher else value < progress.best):
+        better = progress.best is None or (value > progress.best if higher
+                                           else value < progress.best)
+        if self._agree(better):
             progress.best = value
+            state = self.acc.get_state_dict(wrapped)  # collective under FSDP / ZeRO-3
             if self.is_main:
                 write_dir(self.out / "checkpoint-best", lambda tmp: (
-                    save_checkpoint(model, tmp), (tmp / "metrics.json").write_text(json.dumps(
-                        {"step": progress.global_step, "stage": stage.name, **metrics}))))
+                    save_checkpoint(model, tmp, state), (tmp / "metrics.json").write_text(
+                        json.dumps({"step": progress.global_step, "stage": stage.name,
+                                    **metrics}))))
         progress.history = [h for h in progress.history if h.get("stage") != stage.name]
         progress.history.append({"stage": stage.name, "step": progress.global_step, **metrics})
 
-    def _save_last(self, model, opt, sampler, progress: Progress) -> None:
-        if self.is_main:
-            save_training_state(self.out / "checkpoint-last", model, progress, opt,
-                                sampler.state_dict())
-        self.acc.wait_for_everyone()
+    def _agree(self, flag: bool) -> bool:
+        """The main process's `flag` on every process (a save all of them must join)."""
+        if self.acc.num_processes == 1:
+            return flag
+        from accelerate.utils import broadcast_object_list
 
-    def _finish_stage(self, model, stage: StageConfig, progress: Progress) -> None:
+        return bool(broadcast_object_list([flag])[0])
+
+    def _save_last(self, model, wrapped, opt, loader: BatchLoader, progress: Progress) -> None:
+        state = self.acc.get_state_dict(wrapped)  # collective under FSDP / ZeRO-3
+        path = self.out / "checkpoint-last"
+        if self.acc.num_processes > 1:
+            save_distributed_state(self.acc, path, model, progress, loader.state_dict(), state)
+            return
+        save_training_state(path, model, progress, opt, loader.state_dict(), state)
+
+    def _finish_stage(self, model, wrapped, stage: StageConfig, progress: Progress) -> None:
+        state = self.acc.get_state_dict(wrapped)
         if self.is_main:
             metrics = progress.history[-1] if progress.history else {}
             write_dir(self.out / f"stage-{stage.name}", lambda tmp: (
-                save_checkpoint(model, tmp),
+                save_checkpoint(model, tmp, state),
                 (tmp / "metrics.json").write_text(json.dumps(
                     {**metrics, "progress": asdict(progress) | {"history": []}}))))
         self.acc.wait_for_everyone()
