@@ -32,7 +32,10 @@ RUNS = {
     "test_unseen_full": EVAL.format(split="test_unseen", out="runs/test_unseen_full"),
 }
 # configs/train/mini.yaml (header) and the README's account of the shipped run
-TRAIN_COMMAND = "pixsearch world build --scale full && pixsearch train --config configs/train/mini.yaml"
+# then referent selection on the frozen result (its report: referent_report.json beside it)
+TRAIN_COMMAND = ("pixsearch world build --scale full && pixsearch train --config "
+                 "configs/train/mini.yaml && pixsearch train --recipe referent --config "
+                 "configs/train/mini_referent.yaml")
 DATA = (f"the standard full benchmark world (`pixsearch world build --scale full`, seed 0, into "
         f"`{WORLD}`): its `train` split for training, `val` for validation")
 HARDWARE = "the project's 2-core CPU development machine (no GPU)"

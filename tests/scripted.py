@@ -103,6 +103,10 @@ class SteeredSession:
     def region_mask(self) -> np.ndarray:
         return self.inner.region_mask()
 
+    @property
+    def mask_score(self) -> float | None:
+        return getattr(self.inner, "mask_score", None)
+
 
 class SteeredLM:
     """Wraps a real `SearchLM` so that its answer starts with a scripted prefix; everything

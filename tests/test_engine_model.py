@@ -28,6 +28,7 @@ def test_region_search_end_to_end(preset, colour_index: KnowledgeIndex):
     assert region.mask_rle["size"] == [120, 160]
     assert ans.masks[0].shape == (120, 160) and ans.masks[0].dtype == bool
     assert len(region.hits) >= 1 and region.evidence.startswith("[1]")
+    assert 0.0 <= region.mask_score <= 1.0 and steps[1].mask_score is None
     assert steps[1].hits[0].doc_id == "green"  # the text search really ran
     assert ans.trace.n_forced > 0
 

@@ -108,6 +108,9 @@ def test_confidence_features_from_a_trace():
     assert f["hit_top1_min"] == pytest.approx(0.6) and f["hit_top1_first"] == pytest.approx(0.8)
     assert f["hit_margin_min"] == pytest.approx(0.1)
     assert f["lm_mean_logprob"] == pytest.approx(-1.0) and f["lm_min_logprob"] == -1.5
+    assert f["mask_score_min"] == 1.0  # no mask confidence was recorded
+    trace.steps[0].mask_score = 0.3
+    assert confidence_features(trace)["mask_score_min"] == pytest.approx(0.3)
 
 
 def test_policy_probability_and_validation():

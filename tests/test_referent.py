@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import load_checkpoint
 from pixsearch.model.config import ReferentConfig
 from pixsearch.model.presets import get_preset
-from pixsearch.model.proposals import grid_points, heatmap_peaks, mask_iou_matrix
-from pixsearch.model.referent import ReferentSelector, candidate_features, feature_dim
+from pixsearch.model.proposals import grid_points, heatmap_peaks, mask_iou_matrix, span_components
+from pixsearch.model.referent import (
+    COLOUR_NAMES,
+    ReferentSelector,
+    candidate_features,
+    colour_shares,
+    feature_dim,
+)
 
 
 def _box(m: int, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
@@ -54,6 +61,22 @@ def test_candidate_features_geometry_ranks_and_colour():
     assert f[0, 12].item() == 1.0 and f[1, 12].item() == 0.0  # mean red inside
 
 
+def test_colour_shares_name_colours_under_any_lighting():
+    m = 4
+    rgb = torch.zeros(3, m, m)
+    rgb[0, :, :2] = 0.85  # left half red
+    rgb[:, :, 2:] = 0.9  # right half white
+    rgb[:, 0, :] = 0.05  # top row black
+    masks = torch.stack([_box(m, 0, 1, 2, 4), _box(m, 0, 0, 4, 4)])
+    names = list(COLOUR_NAMES)
+    for light in (1.0, 0.5):
+        shares = colour_shares(masks, rgb * light)
+        assert shares[0, names.index("red")].item() == 1.0
+        assert shares[1, names.index("black")].item() == 0.25
+        assert shares[1, names.index("white")].item() == 0.375
+        assert torch.allclose(shares.sum(1), torch.ones(2))
+
+
 def test_selector_pads_ragged_sets_and_follows_candidate_order():
     torch.manual_seed(0)
     sel = ReferentSelector(8, 6, ReferentConfig(dim=16, layers=1, heads=2)).eval()
@@ -68,7 +91,8 @@ def test_selector_pads_ragged_sets_and_follows_candidate_order():
 
 
 def test_tiny_model_with_referent_proposes_and_selects():
-    cfg = get_preset("tiny", {"referent": {"enabled": True, "peak_threshold": 0.0,
+    cfg = get_preset("tiny", {"referent": {"enabled": True, "source": "points",
+                                           "peak_threshold": 0.0,
                                            "score_threshold": -10.0, "min_area": 0.0}})
     model = build_model(cfg).eval()
     emb = torch.randn(1, model.mask_decoder.hidden, model.mask_decoder.grid,
@@ -81,14 +105,54 @@ def test_tiny_model_with_referent_proposes_and_selects():
         ious = mask_iou_matrix(props.masks, props.masks)
         assert (ious - torch.eye(len(props)) <= cfg.referent.nms_iou + 1e-6).all()
     span_logits = torch.randn(1, 1, model.mask_size, model.mask_size)
-    out = model.select_region(emb, torch.randn(1, 32), span_logits,
-                              torch.rand(3, model.mask_size, model.mask_size), props)
+    out, prob = model.select_region(emb, torch.randn(1, 32), span_logits,
+                                    torch.rand(3, model.mask_size, model.mask_size), props)
     assert out.shape == span_logits.shape
     if len(props):
-        assert any(torch.equal(out[0, 0], lg) for lg in props.logits)
+        assert any(torch.equal(out[0, 0], lg) for lg in props.logits) and 0 < prob <= 1
 
 
-def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tmp_path):
+def test_span_components_are_blobs_at_each_threshold():
+    m = 16
+    logits = torch.full((m, m), -8.0)
+    logits[2:6, 2:6] = 3.0  # the entity the span mask chose (p ≈ 0.95)
+    logits[10:14, 9:15] = -2.0  # another it hesitated over (p ≈ 0.12)
+    cfg = ReferentConfig(enabled=True, thresholds=[0.5, 0.05], min_area=0.0, nms_iou=0.7)
+    props = span_components(logits, cfg)
+    boxes = {(int(k.nonzero()[:, 0].min()), int(k.nonzero()[:, 1].min())) for k in props.masks}
+    assert len(props) == 2 and boxes == {(2, 2), (10, 9)}  # the core twice is suppressed
+    assert props.scores[0] > props.scores[1]
+    for lg, mk in zip(props.logits, props.masks):  # positive exactly on its own component
+        assert torch.equal(lg > 0, mk)
+    cfg.min_area = 20 / (m * m)
+    assert len(span_components(logits, cfg)) == 1  # the 16-pixel blob is too small
+    assert len(span_components(torch.full((m, m), -9.0), cfg)) == 0
+
+
+def test_tiny_model_with_component_referent_selects_a_component():
+    torch.manual_seed(0)
+    model = build_model(get_preset("tiny", {"referent": {"enabled": True,
+                                                         "min_area": 0.0}})).eval()
+    assert model.proposer is None and model.referent is not None
+    m = model.mask_size
+    span_logits = torch.full((1, 1, m, m), -8.0)
+    span_logits[0, 0, :4, :4], span_logits[0, 0, -4:, -4:] = 2.0, -1.0
+    props = span_components(span_logits[0, 0], model.cfg.referent)
+    emb = torch.randn(1, model.mask_decoder.hidden, model.mask_decoder.grid,
+                      model.mask_decoder.grid)
+    out, prob = model.select_region(emb, torch.randn(1, 32), span_logits,
+                                    torch.rand(3, m, m), props)
+    assert len(props) == 2 and any(torch.equal(out[0, 0], lg) for lg in props.logits)
+    assert 0.5 <= prob <= 1.0  # the most probable of two
+
+
+def test_referent_config_rejects_unknown_source():
+    with pytest.raises(ValueError, match="components"):
+        ReferentConfig(source="grid")
+
+
+@pytest.mark.parametrize("source", ["components", "points"])
+def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tmp_path, source):
     from pixsearch.model.checkpoint import save_checkpoint
     from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
 
@@ -97,8 +161,10 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
                               out=str(tmp_path / "ref"), proposal_steps=3, proposal_images=2,
                               proposal_points=4, selector_samples=16, val_samples=8,
                               selector_epochs=2, selector_batch=4, num_threads=1,
-                              referent={"peak_threshold": 0.0, "score_threshold": -10.0,
-                                        "min_area": 0.0})
+                              referent={"source": source, "peak_threshold": 0.0,
+                                        "score_threshold": -10.0,
+                                        "min_area": 0.0},
+                              cache=str(tmp_path / "cache"))
     out = ReferentTrainer(cfg, load_checkpoint(base_dir)).run()
     report = json.loads((out / "referent_report.json").read_text())
     assert 0.0 <= report["val"]["right_referent"] <= 1.0 and report["val"]["n"] > 0
@@ -108,3 +174,9 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
     base = load_checkpoint(base_dir)
     for name, p in base.state_dict().items():
         assert torch.equal(p, model.state_dict()[name]), name
+    # the frozen model's outputs are cached: a second trainer reads them instead of recomputing
+    cached = sorted((tmp_path / "cache").glob("expressions-*.pt"))
+    assert len(cached) == 2
+    again = ReferentTrainer(cfg, load_checkpoint(base_dir))
+    exprs = again.expressions(again.val, cfg.val_samples, "val")
+    assert exprs and torch.equal(exprs[0]["span"], torch.load(cached[1])[0]["span"])

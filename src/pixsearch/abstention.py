@@ -3,8 +3,8 @@
 A search-interleaved answer can go wrong at each link: the mask lands on another object, the
 index has no document about the entity (its best hit is then some other entity, with a low
 score and no clear winner), or the LM writes a fact it is unsure of. `confidence_features`
-reads those signals off a finished `Trace` (retrieval scores and margins of every search, the
-LM's log-probabilities of the answer tokens), and `AbstentionConfig` maps them to a calibrated
+reads those signals off a finished `Trace` (the confidence of each region mask, retrieval
+scores and margins of every search, the LM's log-probabilities of the answer tokens), and `AbstentionConfig` maps them to a calibrated
 probability that the answer is right (logistic regression fitted on a validation split by
 `pixsearch eval calibrate`, never on test). Below the threshold, the answer is replaced by
 `message`. The policy is saved with the model (`ModelConfig.abstention`), so the CLI, the
@@ -20,7 +20,7 @@ from pixsearch.types import Trace
 
 # features in a fixed order: the calibration fits one weight per name
 FEATURES = ("searched", "n_searches", "hit_top1_min", "hit_margin_min", "hit_top1_first",
-            "lm_mean_logprob", "lm_min_logprob", "region", "image", "text")
+            "lm_mean_logprob", "lm_min_logprob", "region", "image", "text", "mask_score_min")
 
 
 @dataclass
@@ -75,6 +75,8 @@ def confidence_features(trace: Trace) -> dict[str, float]:
                (s.hits[0].score if s.hits else 0.0) for s in done]
     lp = trace.lm_logprobs
     first = done[0].modality if done else None
+    # an answer without a region mask has no mask to doubt: 1 (the region flag tells them apart)
+    masks = [s.mask_score for s in done if s.modality == "region" and s.mask_score is not None]
     return {
         "searched": float(bool(done)),
         "n_searches": float(len(done)),
@@ -86,4 +88,5 @@ def confidence_features(trace: Trace) -> dict[str, float]:
         "region": float(first == "region"),
         "image": float(first == "image"),
         "text": float(first == "text"),
+        "mask_score_min": min(masks) if masks else 1.0,
     }

@@ -210,7 +210,21 @@ def training_section(folder: Path, command: str | None, hardware: str | None,
         lines.append(f"| {st['name']} | {run} / {st['steps']} | {st['lr']:g} | "
                      f"{st['batch_size']} × {st['grad_accum']} | {st['mixture']} | "
                      f"{h.get('mask_iou', float('nan')):.3f} | {h.get('lm_loss', float('nan')):.3f} |")
-    return lines + [""]
+    return lines + [""] + referent_lines(_read(folder, "referent_report.json"))
+
+
+def referent_lines(report: dict[str, Any]) -> list[str]:
+    """What referent selection training (`referent_report.json`) took and changed, if any."""
+    if not report:
+        return []
+    cfg, before, val = report.get("config", {}), report.get("val_before_selector_training", {}), \
+        report.get("val", {})
+    return [f"Then referent selection (`pixsearch train --recipe referent`, everything else "
+            f"frozen): {report.get('minutes', float('nan')):.1f} min on "
+            f"{cfg.get('selector_samples', '?')} train expressions. On {val.get('n', '?')} val "
+            f"expressions a candidate matches the gold mask for {_pct(val.get('proposal_recall'))}%, "
+            f"and the right-referent rate (IoU ≥ 0.5) is {_pct(val.get('right_referent'))}% "
+            f"(span-conditioned mask alone: {_pct(before.get('right_referent_span_mask'))}%).", ""]
 
 
 def evaluation_section(evals: Sequence[EvalRun]) -> list[str]:

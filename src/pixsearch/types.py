@@ -118,6 +118,8 @@ class SearchStep:
     query_text: str | None = None
     mask_rle: dict | None = None  # COCO RLE of the region mask, counts as str
     box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of the crop
+    # confidence in the region mask (`PixSearchSession.mask_score`): an abstention signal
+    mask_score: float | None = None
     hits: list[Hit] = field(default_factory=list)
     evidence: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # seconds: mask, retrieve, prefill

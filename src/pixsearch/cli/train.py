@@ -18,11 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "trajectories) from a YAML config")
     p.add_argument("--config", type=Path, required=True,
                    help="training config, e.g. configs/train/mini.yaml")
+    p.add_argument("--model", default=None,
+                   help="model preset to train (the config's `model`), e.g. llava-1.5-13b")
     p.add_argument("--restart", action="store_true",
                    help="ignore out/checkpoint-last and start over (the old one is replaced)")
     p.add_argument("overrides", nargs="*",
                    help="TrainConfig key=value overrides, e.g. stages.0.steps=10 out=runs/x "
-                        "(a number picks a list item)")
+                        "(a number picks a list item); model.key=value ones are the model's "
+                        "(model.lm.pretrained=DIR model.mask_decoder.sam_pretrained=DIR)")
     p.add_argument("--recipe", choices=("sft", "referent"), default="sft",
                    help="sft: the staged training of a model (TrainConfig); referent: add "
                         "referent selection (instance proposals + selector) to a trained "
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from pixsearch.train.config import TrainConfig, resolve_path
     from pixsearch.train.trainer import Trainer
 
-    cfg = load(TrainConfig, args.config, list(args.overrides))
+    cfg = load(TrainConfig, args.config, train_overrides(args))
     if args.restart:
         for name in ("checkpoint-last", "checkpoint-last.old"):
             shutil.rmtree(resolve_path(cfg.out) / name, ignore_errors=True)
@@ -50,6 +53,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_overrides(args: argparse.Namespace) -> list[str]:
+    """The TrainConfig overrides of the command line: `--model P` is `model=P`, and each
+    `model.key=value` is `model_overrides.key=value` (the preset's `ModelConfig` fields)."""
+    from pixsearch.cli.options import MODEL_ALIASES, MODEL_PREFIX
+
+    out = [f"model={args.model}"] if args.model else []
+    for item in args.overrides:
+        if item.startswith(MODEL_PREFIX):
+            key, _, value = item[len(MODEL_PREFIX):].partition("=")
+            item = f"model_overrides.{MODEL_ALIASES.get(key, key)}={value}"
+        out.append(item)
+    return out
+
+
 def run_referent(args: argparse.Namespace) -> int:
     from pixsearch.config import load
     from pixsearch.predictor import load_model
@@ -58,6 +75,7 @@ def run_referent(args: argparse.Namespace) -> int:
 
     cfg = load(ReferentTrainConfig, args.config, list(args.overrides))
     cfg.world, cfg.out = str(resolve_path(cfg.world)), str(resolve_path(cfg.out))
+    cfg.cache = str(resolve_path(cfg.cache)) if cfg.cache else ""
     out = ReferentTrainer(cfg, load_model(cfg.model)).run()
     print(f"model with referent selection at {out} (report: {out / 'referent_report.json'})")
     return 0

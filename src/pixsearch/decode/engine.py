@@ -196,6 +196,7 @@ class Engine:
             return Query("image", image=run.image)
         t0 = time.perf_counter()
         mask = np.asarray(run.session.region_mask(), dtype=bool)
+        step.mask_score = getattr(run.session, "mask_score", None)
         if run.cfg.region_components == "largest":
             mask = largest_component(mask)
         step.timings["mask"] = time.perf_counter() - t0

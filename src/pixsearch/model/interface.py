@@ -31,7 +31,9 @@ class DecodeSession(Protocol):
 
     def region_mask(self) -> np.ndarray:
         """Boolean HxW mask, in the original image's size, of the entity the text so far is
-        talking about (called right after the model wrote `<region>`)."""
+        talking about (called right after the model wrote `<region>`). A session may also
+        set a float attribute `mask_score` (confidence in that mask, in [0, 1]); the engine
+        records it in the search step for the abstention policy."""
         ...
 
 

@@ -1,6 +1,13 @@
-"""Instance proposals: the entities of an image, segmented one by one from point prompts.
+"""Instance proposals: the entities of an image a referring expression may name.
 
-SAM's automatic mask generation, made affordable on a CPU: instead of a dense grid of point
+Two sources (`ReferentConfig.source`):
+
+**Components** of the span-conditioned mask. Its probabilities are high on the entity it
+chose and lower, but not zero, on the others it hesitated between; the connected components
+of the map at a few thresholds are the candidates (one per entity, or a merged blob, at each
+granularity), de-duplicated by non-maximum suppression. No network of its own.
+
+**Points.** SAM's automatic mask generation, made affordable on a CPU: instead of a dense grid of point
 prompts (one decoder pass each: a 12 × 12 grid costs seconds), a small convolutional head
 over the mask decoder's image embeddings predicts a heatmap of entity centres (CenterNet
 style), and only its peaks become point prompts. Each prompt goes through a copy of the mask
@@ -12,8 +19,10 @@ expression names.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,6 +73,56 @@ def mask_iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     inter = fa @ fb.T
     union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
     return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))
+
+
+def _shift(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+    return logits - math.log(threshold / (1 - threshold))
+
+
+def span_components(logits: torch.Tensor, cfg: ReferentConfig) -> Proposals:
+    """Proposals from the span-conditioned mask logits [M, M] (see module doc): each
+    component's logits are the map's, shifted so that its own threshold is 0 inside it, and
+    strongly negative outside; its score is its mean probability."""
+    from scipy import ndimage
+
+    m = logits.shape[-1]
+    lg = logits.float()
+    prob = torch.sigmoid(lg)
+    out_lg, out_masks, out_sc = [], [], []
+    eight = np.ones((3, 3), dtype=bool)
+    for th in cfg.thresholds:
+        labels, n = ndimage.label((prob > th).cpu().numpy(), structure=eight)
+        if not n:
+            continue
+        labels_t = torch.from_numpy(labels).to(lg.device)
+        for c in range(1, n + 1):
+            comp = labels_t == c
+            if int(comp.sum()) < cfg.min_area * m * m:
+                continue
+            out_masks.append(comp)
+            out_sc.append(prob[comp].mean())
+            out_lg.append(torch.where(comp, _shift(lg, th).clamp_min(1e-3),
+                                      torch.full_like(lg, -10.0)))
+    if not out_masks:
+        empty = lg.new_zeros(0, m, m)
+        return Proposals(empty, empty.bool(), lg.new_zeros(0))
+    masks, scores = torch.stack(out_masks), torch.stack(out_sc)
+    keep = nms(masks, scores, cfg.nms_iou, cfg.max_candidates)
+    return Proposals(torch.stack(out_lg)[keep], masks[keep], scores[keep])
+
+
+def nms(masks: torch.Tensor, scores: torch.Tensor, iou: float, limit: int) -> torch.Tensor:
+    """Greedy non-maximum suppression of masks [K, M, M] by score: indices kept, best
+    first, at most `limit`, none overlapping a better one by more than `iou`."""
+    order = scores.argsort(descending=True)
+    ious = mask_iou_matrix(masks, masks)
+    chosen: list[int] = []
+    for k in order.tolist():
+        if all(ious[k, j] <= iou for j in chosen):
+            chosen.append(k)
+        if len(chosen) >= limit:
+            break
+    return torch.as_tensor(chosen, dtype=torch.long, device=masks.device)
 
 
 class InstanceProposer(nn.Module):
@@ -118,15 +177,5 @@ class InstanceProposer(nn.Module):
         masks = lg > 0
         keep = (masks.flatten(1).sum(1) >= cfg.min_area * m * m) & (sc >= cfg.score_threshold)
         lg, sc, masks = lg[keep], sc[keep], masks[keep]
-        order = sc.argsort(descending=True)
-        lg, sc, masks = lg[order], sc[order], masks[order]
-        chosen: list[int] = []
-        if len(masks):
-            ious = mask_iou_matrix(masks, masks)
-            for k in range(len(masks)):
-                if all(ious[k, j] <= cfg.nms_iou for j in chosen):
-                    chosen.append(k)
-                if len(chosen) >= cfg.max_candidates:
-                    break
-        idx = torch.as_tensor(chosen, dtype=torch.long, device=lg.device)
+        idx = nms(masks, sc, cfg.nms_iou, cfg.max_candidates)
         return Proposals(lg[idx], masks[idx], sc[idx])

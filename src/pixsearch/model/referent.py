@@ -22,12 +22,24 @@ from pixsearch.model.config import ReferentConfig
 GEOMETRY = 9  # x0, y0, x1, y1, cx, cy, w, h, sqrt(area)
 RANKS = 3  # rank of cx, cy and area among the candidates
 COLOUR = 6  # mean and std of RGB inside the mask
+# Basic colour terms (Berlin & Kay) by hue, saturation and value: referring expressions name
+# colours ("the red-and-black flag"), so the share of each named colour inside a candidate is
+# what a selector can match them against (mean RGB alone confuses red + green with brown).
+# Hue bins in degrees; pixels darker than BLACK_V are black, paler than WHITE_S white, so
+# lighting changes brightness without changing the name.
+HUE_NAMES = (("red", 0, 15), ("orange", 15, 40), ("yellow", 40, 70), ("green", 70, 165),
+             ("light blue", 165, 205), ("blue", 205, 265), ("purple", 265, 330),
+             ("red", 330, 360))
+COLOUR_NAMES = ("red", "orange", "yellow", "green", "light blue", "blue", "purple", "white",
+                "black")
+BLACK_V, WHITE_S = 0.2, 0.25
+NAMES = len(COLOUR_NAMES)
 OVERLAP = 3  # span-mask mean inside, share of the span mask covered, proposal score
 
 
 def feature_dim(channels: int) -> int:
     """Width of a candidate's feature vector for mask embeddings of `channels` channels."""
-    return GEOMETRY + RANKS + COLOUR + OVERLAP + channels
+    return GEOMETRY + RANKS + COLOUR + NAMES + OVERLAP + channels
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
@@ -35,6 +47,30 @@ def _ranks(x: torch.Tensor) -> torch.Tensor:
     if k == 1:
         return torch.full_like(x, 0.5)
     return x.argsort().argsort().to(x.dtype) / (k - 1)
+
+
+def colour_names(rgb: torch.Tensor) -> torch.Tensor:
+    """Index into `COLOUR_NAMES` of every pixel of an image [3, M, M] (RGB in [0, 1]): [M²]."""
+    px = rgb.flatten(1).float()
+    v, vmin = px.amax(0), px.amin(0)
+    chroma = v - vmin
+    sat = chroma / v.clamp_min(1e-6)
+    r, g, b = px
+    safe = chroma.clamp_min(1e-6)
+    hue = torch.where(v == r, ((g - b) / safe) % 6,
+                      torch.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60.0
+    names = torch.zeros_like(hue, dtype=torch.long)
+    for name, lo, hi in HUE_NAMES:
+        names = torch.where((hue >= lo) & (hue < hi), COLOUR_NAMES.index(name), names)
+    names = torch.where(sat < WHITE_S, COLOUR_NAMES.index("white"), names)
+    return torch.where(v < BLACK_V, COLOUR_NAMES.index("black"), names)
+
+
+def colour_shares(masks: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+    """Share of each mask's [K, M, M] pixels named each of `COLOUR_NAMES`: [K, NAMES]."""
+    onehot = F.one_hot(colour_names(rgb), NAMES).float()
+    w = masks.flatten(1).float()
+    return w @ onehot / w.sum(1, keepdim=True).clamp_min(1)
 
 
 def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddings: torch.Tensor,
@@ -67,7 +103,8 @@ def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddin
     pooled_w = F.adaptive_avg_pool2d(w[:, None], g).flatten(1)  # [K, g²]
     emb = image_embeddings.flatten(1).to(w.dtype)  # [C, g²]
     pooled = pooled_w @ emb.T / pooled_w.sum(1, keepdim=True).clamp_min(1e-6)
-    return torch.cat([geom, ranks, mean, var.sqrt(), inside[:, None], covered[:, None],
+    names = colour_shares(w, rgb).to(w.dtype)
+    return torch.cat([geom, ranks, mean, var.sqrt(), names, inside[:, None], covered[:, None],
                       scores[:, None].to(w.dtype), pooled], dim=1)
 
 
@@ -79,10 +116,11 @@ class ReferentSelector(nn.Module):
         self.cfg = cfg
         d = cfg.dim
         self.query = nn.Linear(d_lm, d)
-        self.candidate = nn.Sequential(nn.Linear(d_feat, d), nn.GELU(), nn.Linear(d, d))
+        self.candidate = nn.Sequential(nn.Linear(d_feat, d), nn.GELU(),
+                                       nn.Dropout(cfg.dropout), nn.Linear(d, d))
         self.kind = nn.Embedding(2, d)  # query token / candidate token
-        layer = nn.TransformerEncoderLayer(d, cfg.heads, 2 * d, dropout=0.0, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(d, cfg.heads, 2 * d, dropout=cfg.dropout,
+                                           batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.q_out = nn.Linear(d, d)
         self.c_out = nn.Linear(d, d)

@@ -13,16 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from pixsearch.model.kv_cache import new_decode_cache
-from pixsearch.model.proposals import Proposals
+from pixsearch.model.proposals import Proposals, span_components
 from pixsearch.model.span_tagger import pool_span
 from pixsearch.render import Rendered
 
 if TYPE_CHECKING:
     from pixsearch.model.pixsearch_model import PixSearchModel
+
+
+def mask_confidence(logits: torch.Tensor) -> float:
+    """Mean probability inside the mask of logits [M, M] (0 for an empty mask): a mask the
+    decoder is unsure of is grey, not black and white."""
+    prob = torch.sigmoid(logits.float())
+    inside = prob > 0.5
+    return float(prob[inside].mean()) if bool(inside.any()) else 0.0
 
 
 class PixSearchSession:
@@ -41,6 +48,9 @@ class PixSearchSession:
         self.image_size = image_size  # (width, height) of the original image
         self.rgb: torch.Tensor | None = None  # image at mask resolution (referent selection)
         self.proposals: Proposals | None = None
+        # confidence in the last region mask: the selector's probability of its referent, or
+        # without referent selection the mean probability inside the mask
+        self.mask_score: float | None = None
 
     @classmethod
     def open(cls, model: PixSearchModel, prompt: Rendered, image: Image.Image | None,
@@ -105,15 +115,23 @@ class PixSearchSession:
         span = self.model.region_span(window)
         span_emb = pool_span(window, span)[None]
         logits, _ = self.model.decode_masks(self.mask_emb, span_emb)
-        if self.model.referent is None:
-            return logits
+        chosen, prob = logits, None
+        if self.model.referent is not None:
+            chosen, prob = self.model.select_region(self.mask_emb, span_emb, logits, self.rgb,
+                                                    self._proposals(logits))
+        self.mask_score = prob if prob is not None else mask_confidence(chosen[0, 0])
+        return chosen
+
+    def _proposals(self, span_logits: torch.Tensor) -> Proposals:
+        if self.model.cfg.referent.source == "components":
+            return span_components(span_logits[0, 0], self.model.cfg.referent)
         if self.proposals is None:  # once per image: every region search shares them
             self.proposals = self.model.proposer.propose(self.mask_emb)
-        return self.model.select_region(self.mask_emb, span_emb, logits, self.rgb, self.proposals)
+        return self.proposals
 
     def region_mask(self) -> np.ndarray:
         """Boolean HxW mask (original image size) of the entity being talked about."""
         logits = self.region_mask_logits()
-        w, h = self.image_size
-        up = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+        # the decoder's frame (SAM: longest side + padding) mapped back to the image
+        up = self.model.mask_decoder.frame(*self.image_size).to_original(logits)
         return (up[0, 0] > self.model.cfg.mask_decoder.threshold).cpu().numpy()

@@ -5,7 +5,9 @@ two times in three (teacher-forced on `val`: right referent 0.33 with 2–5 flag
 This recipe adds the two parts of `ReferentConfig` to a trained checkpoint and trains only
 them, with everything else frozen:
 
-1. **Proposals.** The proposer's centre head learns a heatmap of entity centres (each
+1. **Proposals.** With `source: components` (the default) there is nothing to train: the
+   candidates are the components of the frozen span-conditioned mask. With `source: points`,
+   the proposer's centre head learns a heatmap of entity centres (each
    entity's innermost pixel, CenterNet's penalty-reduced focal loss), and its decoder, a copy
    of the trained mask decoder, learns to segment the entity under a point prompt (points
    inside each entity's gold mask, most near its centre, plus a few anywhere, whose target is
@@ -13,7 +15,7 @@ them, with everything else frozen:
    Loss: focal loss of the heatmap, focal-Tversky + BCE of the masks, MSE of the IoU head.
 2. **Selector.** For every referring expression of the train split (Stage-1 referring
    samples and Stage-2 trajectories), the frozen model gives the span embedding and the
-   span-conditioned mask; the proposals of the scene are the candidates; the target is the
+   span-conditioned mask; the proposals are the candidates; the target is the
    proposal that matches the gold mask (IoU ≥ 0.5; samples without one are left out).
    Loss: cross-entropy over the candidates.
 
@@ -23,6 +25,7 @@ them, with everything else frozen:
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import time
@@ -41,7 +44,7 @@ from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import save_checkpoint
 from pixsearch.model.config import ReferentConfig
 from pixsearch.model.pixsearch_model import PixSearchModel
-from pixsearch.model.proposals import Proposals, mask_iou_matrix
+from pixsearch.model.proposals import Proposals, mask_iou_matrix, span_components
 from pixsearch.model.referent import candidate_features
 from pixsearch.train.data import build_pools, load_split, make_batch
 from pixsearch.train.features import FeatureCache
@@ -68,6 +71,11 @@ class ReferentTrainConfig:
         selector_epochs: passes over the selector's samples.
         selector_batch: expressions per selector step.
         selector_lr: AdamW learning rate of the selector.
+        selector_weight_decay: AdamW weight decay of the selector.
+        cache: folder where the frozen model's outputs per referring expression (span mask
+            logits, span embedding, gold mask) are kept, keyed by the base weights, split,
+            sample count and seed, so a rerun with other selector settings skips the model
+            passes; empty: no cache.
         seed: seed of sampling and initialisation.
         num_threads: torch threads.
     """
@@ -85,6 +93,8 @@ class ReferentTrainConfig:
     selector_epochs: int = 40
     selector_batch: int = 64
     selector_lr: float = 1e-3
+    selector_weight_decay: float = 0.01
+    cache: str = ""
     seed: int = 0
     num_threads: int = 2
 
@@ -97,6 +107,8 @@ def with_referent(base: PixSearchModel, overrides: dict) -> PixSearchModel:
     model = build_model(cfg, tokenizer=base.tokenizer)
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and all(k.startswith(("proposer.", "referent.")) for k in missing)
+    if model.proposer is None:  # proposals are the span mask's components
+        return model
     # the proposer shares the image grid's positional basis: never take the prompt encoder's
     state = {k: v for k, v in base.mask_decoder.state_dict().items()
              if not k.startswith("prompt_encoder.shared_embedding.")}
@@ -251,38 +263,67 @@ class ReferentTrainer:
         self.props.clear()
         return losses
 
-    def proposals(self, image: str) -> Proposals:
+    def proposals(self, image: str, span_logits: torch.Tensor) -> Proposals:
+        """The candidates of a referring expression on `image` with span mask logits [M, M]."""
+        if self.model.proposer is None:
+            return span_components(span_logits, self.model.cfg.referent)
         if image not in self.props:
             self.props[image] = self.model.proposer.propose(self.embeddings(image))
         return self.props[image]
 
+    def _cache_file(self, split: str, limit: int) -> Path | None:
+        if not self.cfg.cache:
+            return None
+        digest = hashlib.sha1()
+        for name, p in sorted(self.model.state_dict().items()):
+            if not name.startswith(("proposer.", "referent.")):
+                digest.update(p.detach().cpu().float().numpy().tobytes())
+        key = f"{split}-{limit}-{self.cfg.seed}-{digest.hexdigest()[:12]}"
+        return Path(self.cfg.cache) / f"expressions-{key}.pt"
+
     @torch.no_grad()
-    def selector_data(self, records, limit: int, desc: str) -> list[dict]:
-        """Per referring expression: candidate features, label (−1: no proposal matches),
-        span embedding, and whether the span-conditioned mask alone is right."""
+    def expressions(self, records, limit: int, split: str) -> list[dict]:
+        """The frozen model's outputs per referring expression of `records` (at most `limit`,
+        sampled): image, span mask logits [M, M] (fp16), span embedding, gold mask [M, M]."""
+        path = self._cache_file(split, limit)
+        if path is not None and path.exists():
+            return torch.load(path)
         samples = [s for pool in build_pools(records).values() for s in pool if s.masks]
         samples = [samples[i] for i in self.rng.permutation(len(samples))[:limit]]
         out = []
-        for i in progress_bar(range(0, len(samples), 8), desc=desc):
+        for i in progress_bar(range(0, len(samples), 8), desc=f"{split} expressions"):
             chunk = samples[i:i + 8]
             batch = make_batch(self.model, chunk, self.features)
             res = self.model(batch)
             for r in range(res.mask_logits.shape[0]):
-                image = chunk[int(res.region_batch[r])].image
-                gold = batch.region_targets[r] > 0.5
-                props = self.proposals(image)
-                span = res.mask_logits[r, 0].float()
-                if image not in self.rgb:
-                    self.rgb[image] = self.model.mask_rgb(load_image(Path(self.cfg.world) / image))
-                feats = candidate_features(props.masks, props.scores, self.embeddings(image)[0],
-                                           torch.sigmoid(span), self.rgb[image])
-                ious = mask_iou_matrix(props.masks, gold[None])[:, 0] if len(props) else None
-                label = int(ious.argmax()) if ious is not None and ious.max() >= 0.5 else -1
-                span_iou = float(mask_iou_matrix((span > 0)[None], gold[None])[0, 0])
-                out.append(dict(feats=feats, label=label, span=res.span_embeddings[r],
-                                span_right=span_iou >= 0.5,
-                                ious=ious if ious is not None else torch.zeros(0)))
+                out.append(dict(image=chunk[int(res.region_batch[r])].image,
+                                span_logits=res.mask_logits[r, 0].half(),
+                                span=res.span_embeddings[r], gold=batch.region_targets[r] > 0.5))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(out, path)
         return out
+
+    @torch.no_grad()
+    def candidates(self, expr: dict) -> dict:
+        """One expression's candidate features, label (−1: no proposal matches), span
+        embedding, and whether the span-conditioned mask alone is right."""
+        image, gold, span = expr["image"], expr["gold"], expr["span_logits"].float()
+        props = self.proposals(image, span)
+        if image not in self.rgb:
+            self.rgb[image] = self.model.mask_rgb(load_image(Path(self.cfg.world) / image))
+        feats = candidate_features(props.masks, props.scores, self.embeddings(image)[0],
+                                   torch.sigmoid(span), self.rgb[image])
+        ious = mask_iou_matrix(props.masks, gold[None])[:, 0] if len(props) else None
+        label = int(ious.argmax()) if ious is not None and ious.max() >= 0.5 else -1
+        span_iou = float(mask_iou_matrix((span > 0)[None], gold[None])[0, 0])
+        return dict(feats=feats, label=label, span=expr["span"], span_right=span_iou >= 0.5,
+                    ious=ious if ious is not None else torch.zeros(0))
+
+    def selector_data(self, records, limit: int, split: str) -> list[dict]:
+        """`candidates` of each of `expressions`."""
+        exprs = self.expressions(records, limit, split)
+        return [self.candidates(e) for e in progress_bar(exprs, desc=f"{split} candidates")]
 
     def train_selector(self, data: list[dict]) -> list[float]:
         cfg, sel = self.cfg, self.model.referent
@@ -294,7 +335,8 @@ class ReferentTrainer:
         for p in sel.parameters():
             p.requires_grad_(True)
         sel.train()
-        opt = torch.optim.AdamW(sel.parameters(), lr=cfg.selector_lr, weight_decay=0.01)
+        opt = torch.optim.AdamW(sel.parameters(), lr=cfg.selector_lr,
+                                weight_decay=cfg.selector_weight_decay)
         steps = cfg.selector_epochs * max(1, len(data) // cfg.selector_batch)
         losses = []
         for step in progress_bar(range(steps), desc="selector"):
@@ -332,14 +374,15 @@ class ReferentTrainer:
 
     def run(self) -> Path:
         t0 = time.perf_counter()
-        prop_losses = self.train_proposer()
-        train = self.selector_data(self.train, self.cfg.selector_samples, "train expressions")
-        val = self.selector_data(self.val, self.cfg.val_samples, "val expressions")
+        prop_losses = self.train_proposer() if self.model.proposer is not None else []
+        train = self.selector_data(self.train, self.cfg.selector_samples, "train")
+        val = self.selector_data(self.val, self.cfg.val_samples, "val")
         before = self.measure(val)
         sel_losses = self.train_selector(train)
         report = {"val_before_selector_training": before, "val": self.measure(val),
                   "train": self.measure(train[: self.cfg.val_samples]),
-                  "proposal_loss_last50": float(np.mean(prop_losses[-50:])),
+                  "proposal_loss_last50": (float(np.mean(prop_losses[-50:]))
+                                           if prop_losses else None),
                   "selector_loss_last50": float(np.mean(sel_losses[-50:])) if sel_losses else None,
                   "minutes": (time.perf_counter() - t0) / 60, "config": asdict(self.cfg)}
         out = save_checkpoint(self.model, self.cfg.out)
