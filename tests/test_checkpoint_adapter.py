@@ -149,13 +149,24 @@ def test_random_config_hub_checkpoint_is_full_and_built_on_meta(tmp_path):
         assert torch.equal(x, y)
 
 
-def test_shipped_mini_loads_unchanged():
+@pytest.mark.parametrize("legacy", [False, True])
+def test_shipped_mini_loads_unchanged(tmp_path, legacy):
+    """The shipped `mini` loads with its stored tensors; so does a copy of it written before
+    checkpoints recorded their format (no "format" in the metadata: read as full)."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
     path = Path(pixsearch.__file__).parent / "weights" / "mini"
-    assert "format" not in read_metadata(path)  # written before the formats: read as full
+    stored = load_file(str(path / "model.safetensors"))
+    if legacy:
+        path = Path(shutil.copytree(path, tmp_path / "mini"))
+        with safe_open(str(path / "model.safetensors"), "pt") as f:
+            meta = {k: v for k, v in (f.metadata() or {}).items() if k != "format"}
+        save_file(stored, str(path / "model.safetensors"), metadata=meta)
+        assert "format" not in read_metadata(path)
     model = load_checkpoint(path)
     assert model.cfg.name == "mini"
-    from safetensors.torch import load_file
-
-    stored = load_file(str(path / "model.safetensors"))
     state = model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in stored.items())

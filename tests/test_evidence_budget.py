@@ -99,7 +99,7 @@ def test_a_config_saved_without_a_budget_loads_the_shipped_default():
 
     shipped = json.loads((Path(pixsearch.__file__).parent / "weights" / "mini" / CONFIG
                           ).read_text())
-    assert "evidence" not in shipped
+    shipped.pop("evidence", None)  # as configs written before the budget was saved
     assert ModelConfig.from_dict(shipped).evidence == EvidenceConfig(top_k=3, max_words=70)
 
 
