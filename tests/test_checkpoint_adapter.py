@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors import safe_open
+from test_checkpoint import _outputs  # the same forward pass as the full-checkpoint tests
 from transformers import LlavaConfig, LlavaForConditionalGeneration, SamModel
 
 import pixsearch
-from pixsearch.model.batch import collate
 from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import (
     CheckpointError,
@@ -24,18 +23,6 @@ from pixsearch.model.mask_decoder import sam_config
 from pixsearch.model.presets import get_preset
 from pixsearch.model.tokenizer import train_tokenizer
 from pixsearch.tokens import TokenTable
-
-DISPLAY = "The red flag <search><region></search><information>x</information> is Peru."
-
-
-def _outputs(model):
-    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8))
-    r = model.renderer.trajectory("Which flag?", DISPLAY, spans=[(4, 12)])
-    mask = np.zeros((40, 50), bool)
-    mask[5:20, 10:30] = True
-    with torch.no_grad():
-        out = model(collate(model, [r], [img], [[mask]]))
-    return out.logits, out.span_logits, out.mask_logits
 
 
 def _stored_keys(path: Path) -> set[str]:
