@@ -4,11 +4,12 @@ A search-interleaved answer can go wrong at each link: the mask lands on another
 index has no document about the entity (its best hit is then some other entity, with a low
 score and no clear winner), or the LM writes a fact it is unsure of. `confidence_features`
 reads those signals off a finished `Trace` (the confidence of each region mask, retrieval
-scores and margins of every search, the LM's log-probabilities of the answer tokens), and `AbstentionConfig` maps them to a calibrated
-probability that the answer is right (logistic regression fitted on a validation split by
-`pixsearch eval calibrate`, never on test). Below the threshold, the answer is replaced by
-`message`. The policy is saved with the model (`ModelConfig.abstention`), so the CLI, the
-server and the evaluation all use the threshold that was chosen for those weights.
+scores and margins of every search, the LM's log-probabilities of the answer tokens), and
+`AbstentionConfig` maps them to a calibrated probability that the answer is right (logistic
+regression fitted on a validation split by `pixsearch eval calibrate`, never on test). Below
+the threshold, the answer is replaced by `message`. The policy is saved with the model
+(`ModelConfig.abstention`), so the CLI, the server and the evaluation all use the threshold
+that was chosen for those weights.
 """
 
 from __future__ import annotations
