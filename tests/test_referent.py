@@ -180,3 +180,17 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
     again = ReferentTrainer(cfg, load_checkpoint(base_dir))
     exprs = again.expressions(again.val, cfg.val_samples, "val")
     assert exprs and torch.equal(exprs[0]["span"], torch.load(cached[1])[0]["span"])
+
+
+def test_with_referent_replaces_a_selector_the_base_already_has():
+    """The shipped `mini` carries a selector: retraining one (other widths) starts fresh."""
+    from pixsearch.train.referent import with_referent
+
+    torch.manual_seed(0)
+    base = build_model(get_preset("tiny", {"referent": {"enabled": True, "dim": 16,
+                                                        "heads": 2}})).eval()
+    model = with_referent(base, {"dim": 32, "heads": 2})
+    assert model.referent.query.out_features == 32
+    for name, p in base.state_dict().items():
+        if not name.startswith("referent."):
+            assert torch.equal(p, model.state_dict()[name]), name

@@ -101,11 +101,14 @@ class ReferentTrainConfig:
 
 def with_referent(base: PixSearchModel, overrides: dict) -> PixSearchModel:
     """`base` rebuilt with referent selection enabled: its weights, plus a proposer whose
-    decoder starts from `base`'s mask decoder and a fresh selector."""
+    decoder starts from `base`'s mask decoder and a fresh selector (a selector or proposer
+    `base` already has is left out: the shipped `mini` has one)."""
     cfg = copy.deepcopy(base.cfg)
     cfg.referent = ReferentConfig(**{**asdict(cfg.referent), **overrides, "enabled": True})
     model = build_model(cfg, tokenizer=base.tokenizer)
-    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    state = {k: v for k, v in base.state_dict().items()
+             if not k.startswith(("proposer.", "referent."))}
+    missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith(("proposer.", "referent.")) for k in missing)
     if model.proposer is None:  # proposals are the span mask's components
         return model
