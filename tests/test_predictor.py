@@ -89,3 +89,30 @@ def test_validate_overrides_names_what_is_wrong():
         p.validate_overrides(modalities=("audio",))
     with pytest.raises(ConfigError, match="temperature"):
         p.ask("q", IMAGE, temperature=-1.0)
+
+
+def test_load_model_pauses_the_collector_and_restores_it(monkeypatch):
+    import gc
+
+    import pixsearch.predictor as predictor
+
+    seen = []
+
+    def fake_load(spec, device, overrides):
+        seen.append(gc.isenabled())
+        if spec == "boom":
+            raise RuntimeError("boom")
+        return "model"
+
+    monkeypatch.setattr(predictor, "_load_model", fake_load)
+    assert gc.isenabled()
+    assert predictor.load_model("tiny") == "model" and seen == [False] and gc.isenabled()
+    with pytest.raises(RuntimeError):
+        predictor.load_model("boom")
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()  # a caller that runs without the collector keeps it off
+    try:
+        predictor.load_model("tiny")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pixsearch.images import load_image
-    from pixsearch.predictor import Predictor, check_model
+    from pixsearch.predictor import Predictor, check_model, gc_paused
 
     model_overrides, overrides = split_model_overrides(list(args.overrides))
     cfg = decode_config(args, overrides)
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     # at exit; frozen, they are skipped (nothing is freed at exit anyway)
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
-    with _gc_paused():
+    with gc_paused():  # through the answer too: it makes little cyclic garbage
         with _one_intra_op_thread():
             predictor = Predictor.load(args.model, index, cfg, args.device, model_overrides)
         answer = predictor.ask(args.question, image)
@@ -98,16 +98,3 @@ def _one_intra_op_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Cyclic garbage collection off inside (restored after). The imports and the model load
-    allocate about a million objects that all live on: each collection during the load, and
-    the first ones after it, would walk them all (about 1 s each way). One answer makes
-    little cyclic garbage; it waits for the next collection (at exit: none)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
