@@ -15,11 +15,11 @@ settings) costs no model call. `calls` counts the HTTP requests really sent.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pixsearch.construct.cache import CallCache, call_key
+from pixsearch.openai_http import post_with_retries
 
 
 class LMUnavailableError(ConnectionError):
@@ -117,30 +117,17 @@ class OpenAICompatibleLM:
         return reply
 
     def _post(self, body: dict) -> str:
-        import httpx
-
         path = "/chat/completions" if self.cfg.mode == "chat" else "/completions"
         url = self.cfg.base_url.rstrip("/") + path
-        last = ""
-        for attempt in range(self.cfg.max_retries):
-            if attempt:
-                time.sleep(self.cfg.backoff_s * 2 ** (attempt - 1))
-            self.calls += 1
-            try:
-                r = self._client.post(url, json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as e:
-                last = f"{type(e).__name__}: {e}"
-                continue
-            if r.status_code == 429 or r.status_code >= 500:
-                last = f"HTTP {r.status_code}: {r.text[:200]}"
-                continue
-            if r.status_code >= 400:
-                raise LMUnavailableError(f"{url} rejected the request with HTTP {r.status_code}: "
-                                         f"{r.text[:300]} (check the model name, mode and key)")
-            choice = r.json()["choices"][0]
-            text = choice["message"]["content"] if self.cfg.mode == "chat" else choice["text"]
-            return text or ""
-        raise LMUnavailableError(f"{url} failed {self.cfg.max_retries} times; last error: {last}")
+        reply = post_with_retries(self._client, url, body, self.cfg.max_retries,
+                                  self.cfg.backoff_s, LMUnavailableError, url,
+                                  "check the model name, mode and key", self._sent)
+        choice = reply["choices"][0]
+        text = choice["message"]["content"] if self.cfg.mode == "chat" else choice["text"]
+        return text or ""
+
+    def _sent(self) -> None:
+        self.calls += 1
 
     def close(self) -> None:
         """Close the HTTP client."""

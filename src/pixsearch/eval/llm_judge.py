@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from pixsearch.eval.judge_cache import JudgeCache, prompt_hash
 from pixsearch.eval.judges import Verdict
+from pixsearch.openai_http import post_with_retries
 
 JUDGE_INSTRUCTIONS = """\
 You judge answers to questions about images. You get a question, the ground-truth answer and a \
@@ -158,36 +158,19 @@ class OpenAIJudge:
         self.calls = 0  # HTTP requests actually sent, for cost accounting
 
     def _post(self, messages: list[dict[str, str]]) -> str:
-        import httpx
-
         body = {
             "model": self.model,
             "messages": messages,
             "temperature": 0.0,
             "max_tokens": self.max_tokens,
         }
-        last_error = ""
-        for attempt in range(self.max_retries):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            self.calls += 1
-            try:
-                response = self._client.post(self.url, json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                last_error = f"HTTP {response.status_code}: {response.text[:200]}"
-                continue
-            if response.status_code >= 400:
-                raise JudgeUnavailableError(
-                    f"judge endpoint {self.url} rejected the request with HTTP "
-                    f"{response.status_code}: {response.text[:300]} (check the model name and API key)"
-                )
-            return response.json()["choices"][0]["message"]["content"] or ""
-        raise JudgeUnavailableError(
-            f"judge endpoint {self.url} failed {self.max_retries} times; last error: {last_error}"
-        )
+        reply = post_with_retries(self._client, self.url, body, self.max_retries, self.backoff,
+                                  JudgeUnavailableError, f"judge endpoint {self.url}",
+                                  "check the model name and API key", self._sent)
+        return reply["choices"][0]["message"]["content"] or ""
+
+    def _sent(self) -> None:
+        self.calls += 1
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """The judge model's response to `messages`, from the cache when possible."""
