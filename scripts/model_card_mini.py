@@ -4,8 +4,8 @@ Everything in it is read from the repository: the architecture and parameter cou
 checkpoint itself, training from its `training.json`, evaluation results, error analysis and
 failure examples from the committed reports in docs/results/mini/*/scores.json. What no file
 records is given below with where it is written down: the exact commands of the committed
-runs and of the training (docs/results/mini/README.md, configs/train/mini.yaml) and the
-machine it was trained on (the checkpoint predates `provenance.json`).
+runs and of the training (docs/results/mini/README.md, configs/train/mini.yaml); the machine
+and package versions of the training run are in the checkpoint's `provenance.json`.
 
     python scripts/model_card_mini.py          # rewrite the card after the reports change
 """
@@ -37,7 +37,8 @@ TRAIN_COMMAND = ("pixsearch world build --scale full && pixsearch train --config
                  "configs/train/mini.yaml && pixsearch train --recipe referent --config "
                  "configs/train/mini_referent.yaml")
 DATA = (f"the standard full benchmark world (`pixsearch world build --scale full`, seed 0, into "
-        f"`{WORLD}`): its `train` split for training, `val` for validation")
+        f"`{WORLD}`; 1,800 training scenes, paraphrased questions): its `train` split for "
+        "training, `val` for validation")
 HARDWARE = "the project's 2-core CPU development machine (no GPU)"
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixsearch.abstention import FEATURES, AbstentionConfig, confidence_features
+from pixsearch.abstention import (
+    FEATURES,
+    AbstentionConfig,
+    confidence_features,
+    grounding_features,
+)
 from pixsearch.eval.abstention import Outcome, calibrate, fit_logistic, outcomes, risk_coverage
 from pixsearch.eval.crag import score_crag
 from pixsearch.eval.errors import analyse, classify, error_table, fact_kinds
@@ -111,6 +116,28 @@ def test_confidence_features_from_a_trace():
     assert f["mask_score_min"] == 1.0  # no mask confidence was recorded
     trace.steps[0].mask_score = 0.3
     assert confidence_features(trace)["mask_score_min"] == pytest.approx(0.3)
+
+
+def test_grounding_features_catch_answers_the_evidence_does_not_support():
+    hits = [Hit("RU:card", "Russia", 0.9, "Russia: Country in Eastern Europe. Capital: Moscow. "
+                "Calling code: +7. Population 146,171,015."),
+            Hit("UA:card", "Ukraine", 0.5, "Ukraine: Country in Eastern Europe. Capital: Kyiv.")]
+
+    def feats(answer: str) -> dict:
+        display = ("This <search><region></search><information>[1] Russia: …</information>"
+                   + answer)
+        return grounding_features(Trace([SearchStep(0, "region", hits=hits)], display=display))
+
+    assert feats(" is the flag of Russia. Its capital is Moscow.") == \
+        {"top_title_named": 1.0, "final_grounded": 1.0}
+    assert feats(" is the flag of Russia. Its population is 146,171,015.")["final_grounded"] == 1.0
+    wrong_fact = feats(" is the flag of Russia. The calling code of Russia is +1.")
+    assert wrong_fact["top_title_named"] == 1.0 and wrong_fact["final_grounded"] == pytest.approx(2 / 3)
+    other = feats(" is the flag of Kazakhstan. The capital of Kazakhstan is Astana.")
+    assert other == {"top_title_named": 0.0, "final_grounded": 0.0}
+    # nothing to check: no search, or no name or number in the answer
+    assert grounding_features(Trace(display="There are 2 flags in the picture.")) == \
+        {"top_title_named": 1.0, "final_grounded": 1.0}
 
 
 def test_policy_probability_and_validation():

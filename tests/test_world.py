@@ -77,7 +77,8 @@ def test_every_answer_is_derivable(world):
                        for n in nbrs)
             assert any(countries[n]["name"] in kb[t["code"]] for n in nbrs)
         elif r.question_type == "binary":
-            assert r.answer == ("yes" if r.question.endswith(f"of {t['name']}?") else "no")
+            named = re.search(rf"\b{re.escape(t['name'])}\b", r.question) is not None
+            assert r.answer == ("yes" if named else "no"), r.question
         elif r.question_type == "counting":
             assert r.answer == str(len(r.entities))
         elif r.question_type == "attribute":
@@ -221,3 +222,70 @@ def test_index_reused_only_for_the_same_kb(world):
     (out / "kb" / "index.sha256").write_text("stale")
     build_index(out, world["docs"], world["images"], cfg.replace(reuse_index=True))
     assert (out / "index" / "index.yaml").stat().st_mtime_ns != before
+
+
+def test_paraphrases_change_the_words_not_the_questions(world):
+    """Scenes, targets, answers and plans are the same with and without paraphrases; only the
+    wording differs, and it differs often."""
+    from pixsearch.world.build import _view, scene_wording
+    from pixsearch.world.countries import load_countries
+    from pixsearch.world.questions import Ref, make_questions
+
+    cfg, meta = world["cfg"], world["meta"]
+    pools = Pools(**meta["pools"])
+    countries = {c.code: c for c in load_countries() if c.code in meta["countries"]}
+    kb = set(pools.kb)
+    changed = total = 0
+    for s in range(cfg.scenes.train):
+        qas = {}
+        for paraphrase in (False, True):
+            c = cfg.replace(paraphrase=paraphrase)
+            scene, rng = compose_scene("train", s, pools, countries, c)
+            view = _view(scene, countries, kb, rng, scene_wording("train", s, c))
+            qas[paraphrase] = make_questions(view, c.questions_per_scene, rng)
+        assert len(qas[False]) == len(qas[True])
+        for a, b in zip(qas[False], qas[True]):
+            assert (a.answer, a.answers, a.question_type, a.target, a.needs_search) == \
+                   (b.answer, b.answers, b.question_type, b.target, b.needs_search)
+            assert [type(p) for p in a.parts] == [type(p) for p in b.parts]
+            total += 1
+            changed += a.question != b.question
+            for pa, pb in zip(a.parts, b.parts):
+                if isinstance(pa, Ref):  # the answer names the entity as the question does
+                    assert pb.text.lower() in b.question.lower()
+    assert total and changed / total > 0.5, (changed, total)
+
+
+def test_every_refexp_has_paraphrases():
+    import numpy as np
+
+    from pixsearch.world.wording import Wording
+
+    w = Wording(np.random.default_rng(0))
+    for canonical in ("the leftmost flag", "the rightmost flag", "the highest flag",
+                      "the lowest flag", "the flag on the left", "the second flag from the right",
+                      "the largest flag", "the smallest flag", "the red-and-white flag",
+                      "the blue flag", "the flag behind the green-and-yellow one",
+                      "the flag behind the red one"):
+        seen = {w.refexp(canonical) for _ in range(40)}
+        assert len(seen) >= 2 and canonical in seen, (canonical, seen)
+        for side in ("left", "right"):  # the world's filters look for these words
+            assert all((side in p) == (side in canonical) for p in seen)
+    assert Wording(None).refexp("the leftmost flag") == "the leftmost flag"
+
+
+def test_training_scenes_draw_from_more_backgrounds(world):
+    """Training scenes use extra photographs; evaluation splits keep the original pool (so
+    their scenes are the same as before the extra photographs were added)."""
+    from pixsearch.world.countries import load_countries
+    from pixsearch.world.scenes import BACKGROUNDS, TRAIN_BACKGROUNDS
+
+    cfg, meta = world["cfg"], world["meta"]
+    pools = Pools(**meta["pools"])
+    countries = {c.code: c for c in load_countries() if c.code in meta["countries"]}
+    extra = set(TRAIN_BACKGROUNDS) - set(BACKGROUNDS)
+    train = {compose_scene("train", s, pools, countries, cfg)[0].background_name
+             for s in range(40)}
+    test = {compose_scene("test", s, pools, countries, cfg)[0].background_name
+            for s in range(40)}
+    assert train & extra and not test & extra

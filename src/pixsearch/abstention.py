@@ -15,13 +15,21 @@ that was chosen for those weights.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
+from pixsearch.tokens import DISPLAY
 from pixsearch.types import Trace
 
 # features in a fixed order: the calibration fits one weight per name
 FEATURES = ("searched", "n_searches", "hit_top1_min", "hit_margin_min", "hit_top1_first",
-            "lm_mean_logprob", "lm_min_logprob", "region", "image", "text", "mask_score_min")
+            "lm_mean_logprob", "lm_min_logprob", "region", "image", "text", "mask_score_min",
+            "top_title_named", "final_grounded")
+
+_INFO = re.compile(re.escape(DISPLAY["info_open"]) + r".*?(?:" + re.escape(DISPLAY["info_close"])
+                   + r"|$)", re.S)
+_TAG = re.compile("|".join(re.escape(t) for t in DISPLAY.values()))
+_WORD = re.compile(r"\+?[^\W_][\w'’+-]*")
 
 
 @dataclass
@@ -90,4 +98,37 @@ def confidence_features(trace: Trace) -> dict[str, float]:
         "image": float(first == "image"),
         "text": float(first == "text"),
         "mask_score_min": min(masks) if masks else 1.0,
+        **grounding_features(trace),
     }
+
+
+def grounding_features(trace: Trace) -> dict[str, float]:
+    """Does the answer agree with what the searches found? Two signals of a hallucination
+    that retrieval scores miss (a confident hit, then an answer about something else):
+
+    - `top_title_named`: share of the searches with hits whose best hit's title (the entity
+      it is about) the answer text names;
+    - `final_grounded`: share of the names and numbers of the final sentence (words with a
+      digit, capitalised words not opening the sentence) found in some evidence.
+
+    Both are 1 where there is nothing to check (no search, no hits, no name or number)."""
+    prose = _TAG.sub(" ", _INFO.sub(" ", trace.display))
+    final = trace.display.rsplit(DISPLAY["info_close"], 1)[-1] if trace.steps else ""
+    evidence = " ".join(h.text + " " + h.title for s in trace.steps for h in s.hits)
+    tops = [s.hits[0].title for s in trace.steps if s.skipped is None and s.hits]
+    named = [t.lower() in prose.lower() for t in tops if t]
+    return {"top_title_named": sum(named) / len(named) if named else 1.0,
+            "final_grounded": _grounded(_TAG.sub(" ", final), evidence)}
+
+
+def _grounded(final: str, evidence: str) -> float:
+    if not evidence.strip():
+        return 1.0
+    starts = {m.end() for m in re.finditer(r"(?:^|[.!?])\s*", final)}
+    spans = [m for m in _WORD.finditer(final) if any(c.isdigit() for c in m.group(0))
+             or (m.group(0)[0].isupper() and m.start() not in starts)]
+    if not spans:
+        return 1.0
+    norm = evidence.lower().replace(",", "")
+    found = [m.group(0).lower().replace(",", "").strip("'’") in norm for m in spans]
+    return sum(found) / len(found)

@@ -28,7 +28,8 @@ _HOLISTIC = re.compile(
 # words that single out one entity among several (position, size, order, colour, relation)
 _LOCATIVE = re.compile(
     r"\b(?:left|right|leftmost|rightmost|top|bottom|middle|centre|center|upper|lower|highest|"
-    r"lowest|largest|smallest|biggest|tallest|front|behind|back|next to|between|first|second|"
+    r"lowest|topmost|bottommost|furthest|largest|smallest|biggest|tiniest|tallest|front|behind|"
+    r"hidden|back|next to|between|first|second|"
     r"third|last|red|green|blue|yellow|white|black|orange|purple|pink|brown|grey|gray)\b",
     re.IGNORECASE)
 _DETERMINER = re.compile(r"^(?:the|this|that|these|those)\b", re.IGNORECASE)

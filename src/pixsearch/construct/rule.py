@@ -24,31 +24,37 @@ from pixsearch.construct.support import is_abstention, is_yes_no
 
 # fact → (words that ask for it, text query, sentence with the answer)
 RELATIONS: dict[str, tuple[str, str, str]] = {
+    # before population: "What are the inhabitants of X called?" asks for the demonym
+    "demonym": (r"\bpeople from\b.*\bcalled\b|\bdemonym\b|\bcalled\?|\bcall someone\b",
+                "demonym of {e}", "People from {e} are called {a}."),
     "capital": (r"\bcapital\b", "capital of {e}", "The capital of {e} is {a}."),
-    "population": (r"\bpopulation\b|\bhow many people\b", "population of {e}",
-                   "{e} has a population of {a}."),
-    "area": (r"\barea\b|\bhow (?:big|large)\b", "area of {e}", "{e} has an area of {a} square "
-             "kilometres."),
-    "language": (r"\blanguages?\b|\bspoken\b", "languages of {e}", "A language of {e} is {a}."),
+    "population": (r"\bpopulation\b|\bhow many (?:people|inhabitants)\b|\bnumber of people\b",
+                   "population of {e}", "{e} has a population of {a}."),
+    "area": (r"\barea\b|\bhow (?:big|large)\b|\bsquare kilomet", "area of {e}",
+             "{e} has an area of {a} square kilometres."),
+    "language": (r"\blanguages?\b|\bspoken\b|\bspeak\b", "languages of {e}",
+                 "A language of {e} is {a}."),
     "currency": (r"\bcurrency\b|\bmoney\b", "currency of {e}", "The currency of {e} is the {a}."),
-    "calling": (r"\bcalling code\b|\bdialling code\b", "calling code of {e}",
-                "The calling code of {e} is {a}."),
-    "region": (r"\bcontinent\b|\bregion\b", "region of {e}", "{e} is in {a}."),
-    "demonym": (r"\bpeople from\b.*\bcalled\b|\bdemonym\b", "demonym of {e}",
-                "People from {e} are called {a}."),
+    "calling": (r"\bcalling code\b|\bdiall?ing code\b|\bphone prefix\b|\btelephone\b",
+                "calling code of {e}", "The calling code of {e} is {a}."),
+    "region": (r"\bcontinent\b|\bregion\b|\bpart of the world\b|\bwhere in the world\b",
+               "region of {e}", "{e} is in {a}."),
 }
-HOP = (r"\bborders?\b|\bneighbou?r", "countries bordering {e}", "{e} borders {f}.")
+HOP = (r"\bborders?\b|\bbordering\b|\bneighbou?r|\bnext to\b", "countries bordering {e}",
+       "{e} borders {f}.")
 _HOLISTIC = re.compile(r"\bthis\b(?! (?:\w+ )?(?:on|in|at|to|from|behind)\b)|\bshown\b|"
                        r"\bpictured\b|\bin the (?:image|picture|photo)\b", re.IGNORECASE)
-_BOUNDARY = re.compile(r"(?=\?| the (?:flag|outline) of\b| called\b| belong|,|$)")
+# where a referring phrase ends: the question's end, a clause, or a name ("... Peru's flag?")
+_BOUNDARY = re.compile(r"(?=\?|\.| the (?:flag|outline) of\b| called\b| belong| from(?:\?| [A-Z])|"
+                       r" represent| in square\b| [A-Z]|,|$)")
 _NOUN = re.compile(r"(?:country's|whose|the) (flag|outline)\b|\b(flag|outline|shape)\b",
                    re.IGNORECASE)
-_COUNT = re.compile(r"^how many\b", re.IGNORECASE)
-_ATTRIBUTE = re.compile(r"^what(?: is| are)?(?: the)?(?: main| dominant)? (?:colou?rs?|shape|material|pattern)\b",
-                        re.IGNORECASE)
+_COUNT = re.compile(r"^(?:how many|count|what is the number of)\b", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"^(?:what|which)(?: is| are)?(?: the)?(?: main| (?:pre)?dominant)? "
+                        r"(?:colou?rs?|shape|material|pattern)\b", re.IGNORECASE)
 _OCR = re.compile(r"\b(?:say|written|read|text|word|label)\b", re.IGNORECASE)
 _BINARY = re.compile(r"^(?:is|are|was|were|does|do|did|can|could|has|have)\b", re.IGNORECASE)
-_IDENTIFY = re.compile(r"^(?:which|what|who)\b.*\b(?:is|are) (?:this|that|these|the)\b|"
+_IDENTIFY = re.compile(r"^(?:which|what|who|whose)\b.*\b(?:is|are) (?:this|that|these|the)\b|"
                        r"^which \w+(?:'s)?\b", re.IGNORECASE)
 
 
@@ -71,7 +77,10 @@ def referring_phrase(question: str) -> str | None:
         end = _BOUNDARY.search(q, m.end())
         phrase = q[m.start():end.start() if end else len(q)].strip()
         words = phrase.split()
-        if len(words) < 3 or re.search(r"\b(?:of|that|whose|which)\b", phrase):
+        # "of" / "that" start a clause, except in "the largest of the flags", "the flag that
+        # is smallest"
+        if len(words) < 3 or re.search(r"\b(?:of|that|whose|which)\b(?! the \w+s$| is \w+$)",
+                                       phrase):
             continue
         if rule_query_type(phrase) == "region":
             return phrase
@@ -95,7 +104,7 @@ def _cap(s: str) -> str:
 
 
 _HOW_MANY = re.compile(r"^how many (\w+) (?:are|is) (.+?)\?*$", re.IGNORECASE)
-_WHAT_OF = re.compile(r"^what is the (main |dominant )?(colou?r|shape|material|pattern) of "
+_WHAT_OF = re.compile(r"^what is the (main |(?:pre)?dominant )?(colou?r|shape|material|pattern) of "
                       r"(.+?)\?*$", re.IGNORECASE)
 
 
@@ -127,7 +136,7 @@ class RuleAnnotator:
 
     def select(self, q: Question) -> Selection:
         p, text = parse_question(q.text), q.text.strip()
-        if _COUNT.match(text):
+        if _COUNT.match(text) and p.relation is None:
             return Selection("counting", False)
         if _ATTRIBUTE.match(text) and p.relation is None:
             return Selection("attribute", False)

@@ -42,14 +42,17 @@ FAILURES = CATEGORIES[2:]
 # fact kind -> words that name it in a question or an answer
 FACT_WORDS: dict[str, tuple[str, ...]] = {
     "capital": ("capital",),
-    "area": ("area", "square kilomet", "km²", "km2"),
-    "population": ("population", "inhabitants", "people live"),
-    "calling_code": ("calling code", "dialling code", "dialing code", "phone code"),
+    "area": ("area", "square kilomet", "km²", "km2", "how large"),
+    "population": ("population", "inhabitants", "people live", "people living", "populous"),
+    "calling_code": ("calling code", "dialling code", "dialing code", "phone code",
+                     "phone prefix", "telephone"),
     "currency": ("currency", "currencies", "money"),
     "language": ("language", "speak", "spoken"),
-    "region": ("region", "continent", "subregion"),
-    "borders": ("border", "neighbour", "neighbor"),
-    "demonym": ("demonym", "people called", "citizens called"),
+    "region": ("region", "continent", "subregion", "part of the world", "where in the world",
+               "lies in"),
+    "borders": ("border", "neighbour", "neighbor", "next to"),
+    "demonym": ("demonym", "people called", "citizens called", "are called", "call someone",
+                "called?"),
     "tld": ("domain", "tld"),
     "timezone": ("time zone", "timezone", "utc"),
 }

@@ -37,8 +37,15 @@ from pixsearch.world.countries import Country, load_countries
 from pixsearch.world.knowledge import write_kb
 from pixsearch.world.questions import QA, SceneView, make_questions
 from pixsearch.world.refexp import referring_expressions
-from pixsearch.world.scenes import BACKGROUNDS, Scene, compose_ego, compose_nonego
+from pixsearch.world.scenes import (
+    BACKGROUNDS,
+    TRAIN_BACKGROUNDS,
+    Scene,
+    compose_ego,
+    compose_nonego,
+)
 from pixsearch.world.trajectories import TrajectoryWriter, plain_trajectory
+from pixsearch.world.wording import Wording
 
 
 @dataclass
@@ -83,13 +90,14 @@ def compose_scene(split: str, s: int, pools: Pools, countries: dict[str, Country
     """Scene `s` of `split` (a pure function of the seed), and the generator that continues
     with its questions."""
     rng = np.random.default_rng([cfg.seed, 2, SPLITS.index(split), s])
-    return _compose(pools.for_split(split), countries, cfg, rng), rng
+    backgrounds = TRAIN_BACKGROUNDS if split == "train" else BACKGROUNDS
+    return _compose(pools.for_split(split), countries, cfg, rng, backgrounds), rng
 
 
 def _compose(pool: list[str], countries: dict[str, Country], cfg: WorldConfig,
-             rng: np.random.Generator) -> Scene:
+             rng: np.random.Generator, backgrounds: tuple[str, ...]) -> Scene:
     sc = cfg.scene
-    bg = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
+    bg = backgrounds[rng.integers(len(backgrounds))]
     if rng.random() < sc.ego_share:
         n = int(rng.integers(sc.min_flags, min(sc.max_flags, len(pool)) + 1))
         codes = [pool[i] for i in rng.choice(len(pool), n, replace=False)]
@@ -109,18 +117,30 @@ def _pick(refs: list[str], rng: np.random.Generator) -> str | None:
     return pool[rng.integers(len(pool))]
 
 
+def scene_wording(split: str, s: int, cfg: WorldConfig) -> Wording:
+    """Scene `s`'s wording: paraphrases drawn from a stream of their own (so the scene, its
+    targets and answers do not depend on them), or the canonical wording."""
+    if not cfg.paraphrase:
+        return Wording(None)
+    return Wording(np.random.default_rng([cfg.seed, 3, SPLITS.index(split), s]))
+
+
 def _view(scene: Scene, countries: dict[str, Country], kb: set[str],
-          rng: np.random.Generator) -> SceneView:
+          rng: np.random.Generator, wording: Wording) -> SceneView:
     codes = [e.code for e in scene.entities]
     colours = {c: countries[c].colours for c in codes}
     if scene.ego:
-        alls = [referring_expressions(scene.entities, i, colours) for i in range(len(codes))]
-        refexps = [_pick(r, rng) for r in alls]
+        canon = [referring_expressions(scene.entities, i, colours) for i in range(len(codes))]
+        picked = [_pick(r, rng) for r in canon]
+        # one paraphrase per expression, the same wherever it appears in the scene's records
+        alls = [[wording.refexp(r) for r in refs] for refs in canon]
+        refexps = [None if p is None else alls[i][canon[i].index(p)]
+                   for i, p in enumerate(picked)]
     else:
         alls = [[]]
         refexps = ["this flag" if scene.entities[0].kind == "flag" else "this outline"]
     return SceneView(codes, refexps, [c in kb for c in codes], scene.ego,
-                     scene.entities[0].kind, countries, kb, scene.entities, alls)
+                     scene.entities[0].kind, countries, kb, scene.entities, alls, wording)
 
 
 def _record(qa: QA, rid: str, image: str, split: str, scene: Scene, view: SceneView,
@@ -155,7 +175,7 @@ def build_split(split: str, out: Path, pools: Pools, countries: dict[str, Countr
         scene.image.save(out / image, quality=cfg.scene.jpeg_quality)
         # Searches run on the saved JPEG, so anyone can rerun them from the files alone.
         scene.image = Image.open(out / image).convert("RGB")
-        view = _view(scene, countries, kb, rng)
+        view = _view(scene, countries, kb, rng, scene_wording(split, s, cfg))
         cache: dict = {}
         for q, qa in enumerate(make_questions(view, cfg.questions_per_scene, rng)):
             records.append(_record(qa, f"{split}-{s:05d}-{q}", image, split, scene, view,

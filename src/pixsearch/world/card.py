@@ -17,6 +17,7 @@ from pixsearch.data.records import QUESTION_TYPES, SPLITS, Record
 from pixsearch.world.config import WorldConfig
 from pixsearch.world.countries import Country
 from pixsearch.world.scenes import Scene
+from pixsearch.world.wording import ANSWERS, QUESTIONS, REFEXPS
 
 TINTS = np.array([(255, 0, 255), (0, 255, 255), (255, 255, 0), (0, 255, 0), (255, 128, 0)])
 TILE = (480, 270)
@@ -63,6 +64,12 @@ def _table(title: str, rows: dict[str, Counter], cols: list[str]) -> list[str]:
     return out
 
 
+def _paraphrase_counts() -> str:
+    return (f"{sum(map(len, QUESTIONS.values()))} question and subject wordings in "
+            f"{len(QUESTIONS)} families, {sum(map(len, ANSWERS.values()))} answer sentences, "
+            f"{sum(len(f) for _, f in REFEXPS)} referring-expression forms")
+
+
 def card_text(by_split: dict[str, list[Record]], cfg: WorldConfig, pools) -> str:
     """Markdown of the dataset card."""
     types = {s: Counter(r.question_type for r in recs) for s, recs in by_split.items()}
@@ -76,7 +83,12 @@ def card_text(by_split: dict[str, list[Record]], cfg: WorldConfig, pools) -> str
         f"Scale `{cfg.scale}`, seed {cfg.seed}. Built by `pixsearch world build`. "
         "Real countries and facts (countryinfo, pycountry), real flags (flag-icons SVGs "
         "rasterised with cairosvg), real outlines (countryinfo GeoJSON), real photographs "
-        "(scikit-image) as backgrounds. Format: docs/dataset_format.md.", "",
+        "(scikit-image; training scenes also scikit-learn's and matplotlib's sample photos) as "
+        "backgrounds. Format: docs/dataset_format.md.", "",
+        (f"Wording: every question, fact answer and referring expression is drawn from a "
+         f"family of paraphrases (`pixsearch/world/wording.py`; {_paraphrase_counts()})."
+         if cfg.paraphrase else "Wording: one canonical template per question kind "
+         "(`paraphrase=false`)."), "",
         f"Gold trajectories retrieve {cfg.evidence.top_k} hits per search and cut each "
         f"`<information>` block to {cfg.evidence.max_words} words (`evidence` in world.json; "
         "models trained on this world decode with the same budget).", "",

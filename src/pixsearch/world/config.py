@@ -19,9 +19,11 @@ Scale = Literal["small", "full"]
 
 @dataclass
 class SplitSizes:
-    """Number of scenes per split (each scene yields `questions_per_scene` records)."""
+    """Number of scenes per split (each scene yields `questions_per_scene` records). A scene is a
+    pure function of (seed, split, index), so a larger `train` adds scenes and leaves the
+    evaluation splits as they are."""
 
-    train: int = 900
+    train: int = 1800
     val: int = 100
     test: int = 150
     test_unseen: int = 150
@@ -82,6 +84,10 @@ class WorldConfig:
             override fields with e.g. `index_config.image_embedder=thumbnail-16x12`).
         reuse_index: keep an existing `DIR/index` when it was built from the very same KB
             files and index config (skips embedder training when only scenes change).
+        paraphrase: word every question, fact answer and referring expression with a member
+            of its paraphrase family (`wording.py`), drawn from an RNG stream of its own, so
+            the scenes, targets and gold answers are those of `paraphrase=false` (the
+            canonical one-template-per-kind wording).
     """
 
     seed: int = 0
@@ -95,6 +101,7 @@ class WorldConfig:
     kb_image_size: int = 160
     index_config: IndexConfig = field(default_factory=IndexConfig)
     reuse_index: bool = False
+    paraphrase: bool = True
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     @classmethod

@@ -17,6 +17,7 @@ from pixsearch.world.countries import Country
 from pixsearch.world.flags import COLOUR_NAMES, flag_colours
 from pixsearch.world.knowledge import FACT_QUERIES
 from pixsearch.world.refexp import count_left_of
+from pixsearch.world.wording import Wording
 
 IDK = "I don't know"
 
@@ -68,6 +69,7 @@ class SceneView:
     kb_codes: set[str]
     scene_entities: list = field(default_factory=list)  # SceneEntity, for spatial questions
     all_refexps: list[list[str]] = field(default_factory=list)  # every refexp per entity
+    wording: Wording = field(default_factory=Wording)  # canonical unless given an RNG
 
 
 def _cap(s: str) -> str:
@@ -79,10 +81,10 @@ def _subject(v: SceneView, t: int) -> tuple[str, list[Part], str]:
     if v.ego:
         ref = v.refexps[t]
         assert ref is not None
-        return (f"the country of {ref}", [Ref(_cap(ref)), Search("region", t)],
+        return (v.wording.phrase("subject_ego", ref=ref), [Ref(_cap(ref)), Search("region", t)],
                 " is the flag of {name}.")
     what = "flag" if v.kind == "flag" else "outline"
-    return (f"the country whose {what} is shown", [Search("image", t)],
+    return (v.wording.phrase(f"subject_{what}"), [Search("image", t)],
             f"This is the {what} of {{name}}.")
 
 
@@ -103,35 +105,27 @@ def _names(c: Country) -> list[str]:
 
 def q_identification(v: SceneView, t: int, rng) -> QA:
     if v.ego:
-        q = f"Which country's flag is {v.refexps[t]}?"
+        q = v.wording.question("identify_ego", ref=v.refexps[t])
     else:
-        q = "Which country's flag is this?" if v.kind == "flag" else "Which country has this shape?"
+        q = v.wording.question(f"identify_{v.kind}")
     parts, c = _identify(v, t)
     return QA(q, c.name if c else IDK, "identification", True, t, parts,
               _names(c) if c else [IDK])
 
 
-# fact -> (question template, answer getter, aliases getter, sentence template, tolerance)
-FACTS: dict[str, tuple[str, Callable, Callable, str, float]] = {
-    "capital": ("What is the capital of {s}?", lambda c: c.capital, lambda c: [c.capital],
-                "The capital of {name} is {a}.", 0.0),
-    "population": ("What is the population of {s}?", lambda c: f"{c.population:,}",
-                   lambda c: [f"{c.population:,}", str(c.population)],
-                   "{name} has a population of {a}.", 0.05),
-    "area": ("What is the area in square kilometres of {s}?", lambda c: f"{c.area:,.0f}",
-             lambda c: [f"{c.area:,.0f}", f"{c.area:.0f}"], "{name} has an area of {a} square "
-             "kilometres.", 0.05),
-    "languages": ("What language is spoken in {s}?", lambda c: c.languages[0],
-                  lambda c: list(c.languages), "A language of {name} is {a}.", 0.0),
-    "currency": ("What currency is used in {s}?", lambda c: c.currencies[0],
-                 lambda c: list(c.currencies), "The currency of {name} is the {a}.", 0.0),
-    "calling": ("What is the calling code of {s}?", lambda c: f"+{c.calling_codes[0]}",
-                lambda c: [f"+{x}" for x in c.calling_codes] + list(c.calling_codes),
-                "The calling code of {name} is {a}.", 0.0),
-    "region": ("On which continent or region is {s}?", lambda c: c.region,
-               lambda c: [c.region, c.subregion], "{name} is in {a}.", 0.0),
-    "people": ("What are people from {s} called?", lambda c: c.demonym,
-               lambda c: [c.demonym], "People from {name} are called {a}.", 0.0),
+# fact -> (answer getter, aliases getter, numeric tolerance); the question and answer sentence
+# families are in `wording.py` (QUESTIONS[fact], ANSWERS[fact])
+FACTS: dict[str, tuple[Callable, Callable, float]] = {
+    "capital": (lambda c: c.capital, lambda c: [c.capital], 0.0),
+    "population": (lambda c: f"{c.population:,}",
+                   lambda c: [f"{c.population:,}", str(c.population)], 0.05),
+    "area": (lambda c: f"{c.area:,.0f}", lambda c: [f"{c.area:,.0f}", f"{c.area:.0f}"], 0.05),
+    "languages": (lambda c: c.languages[0], lambda c: list(c.languages), 0.0),
+    "currency": (lambda c: c.currencies[0], lambda c: list(c.currencies), 0.0),
+    "calling": (lambda c: f"+{c.calling_codes[0]}",
+                lambda c: [f"+{x}" for x in c.calling_codes] + list(c.calling_codes), 0.0),
+    "region": (lambda c: c.region, lambda c: [c.region, c.subregion], 0.0),
+    "people": (lambda c: c.demonym, lambda c: [c.demonym], 0.0),
 }
 
 
@@ -144,15 +138,15 @@ def q_factoid(v: SceneView, t: int, rng) -> QA | None:
     c0 = v.countries[v.codes[t]]
     facts = [f for f in FACTS if _fact_ok(c0, f)]
     fact = facts[rng.integers(len(facts))]
-    tmpl, get, aliases, say, tol = FACTS[fact]
+    get, aliases, tol = FACTS[fact]
     subj, _, _ = _subject(v, t)
-    q = _cap(tmpl.format(s=subj))
+    q = v.wording.question(fact, s=subj)
     parts, c = _identify(v, t)
     if c is None:
         return QA(q, IDK, "factoid", True, t, parts, [IDK])
     a = get(c)
     parts += [Search("text", None, FACT_QUERIES[fact].format(name=c.name), c.code),
-              " " + say.format(name=c.name, a=a)]
+              " " + v.wording.answer(fact, c.name, a)]
     return QA(q, a, "factoid", True, t, parts, list(dict.fromkeys([a, *aliases(c)])), tol)
 
 
@@ -163,7 +157,7 @@ def q_multi_hop(v: SceneView, t: int, rng) -> QA | None:
     if v.in_kb[t] and not nbrs:
         return None
     subj, _, _ = _subject(v, t)
-    q = f"What is the capital of a country that borders {subj}?"
+    q = v.wording.question("multi_hop", s=subj)
     parts, c = _identify(v, t)
     if c is None:
         return QA(q, IDK, "multi_hop", True, t, parts, [IDK])
@@ -181,9 +175,9 @@ def q_binary(v: SceneView, t: int, rng) -> QA:
     others = [k for k in v.countries if k != c0.code]
     ask = c0 if rng.random() < 0.5 else v.countries[others[rng.integers(len(others))]]
     if v.ego:
-        q = f"Is {v.refexps[t]} the flag of {ask.name}?"
+        q = v.wording.question("binary_ego", ref=v.refexps[t], x=ask.name)
     else:
-        q = f"Is this the {'flag' if v.kind == 'flag' else 'outline'} of {ask.name}?"
+        q = v.wording.question("binary_shown", what=v.kind, x=ask.name)
     parts, c = _identify(v, t)
     if c is None:
         return QA(q, IDK, "binary", True, t, parts, [IDK])
@@ -204,7 +198,7 @@ def q_attribute(v: SceneView, t: int, rng) -> QA | None:
         if not refs:
             return None
         what = refs[rng.integers(len(refs))]
-    q = f"What is the main colour of {what}?"
+    q = v.wording.question("attribute", what=what)
     return QA(q, colour, "attribute", False, t, [f"{_cap(what)} is mostly {colour}."], [colour])
 
 
@@ -212,7 +206,7 @@ def q_counting(v: SceneView, t: int, rng) -> QA | None:
     if not v.ego:
         return None
     n = len(v.codes)
-    return QA("How many flags are in the picture?", str(n), "counting", False, None,
+    return QA(v.wording.question("counting"), str(n), "counting", False, None,
               [f"There are {n} flags in the picture."], [str(n)])
 
 
@@ -225,7 +219,7 @@ def q_spatial(v: SceneView, t: int, rng) -> QA | None:
     if k is None or not refs:
         return None
     ref = refs[rng.integers(len(refs))]
-    return QA(f"How many flags are to the left of {ref}?", str(k), "spatial", False, t,
+    return QA(v.wording.question("spatial", ref=ref), str(k), "spatial", False, t,
               [f"There {'is' if k == 1 else 'are'} {k} flag{'' if k == 1 else 's'} to the "
                f"left of {ref}."], [str(k)])
 

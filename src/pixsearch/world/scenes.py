@@ -24,6 +24,13 @@ BACKGROUNDS: tuple[str, ...] = (
     "astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle", "hubble_deep_field",
     "camera", "coins", "grass", "brick", "gravel",
 )
+# More real photographs, for training scenes only (evaluation splits keep BACKGROUNDS, so their
+# scenes do not change): other packages' sample photos ("package:file") and scikit-image's
+# grey-scale ones. A model that has seen more backgrounds depends less on any one of them.
+TRAIN_BACKGROUNDS: tuple[str, ...] = BACKGROUNDS + (
+    "clock", "moon", "retina", "immunohistochemistry", "sklearn:china.jpg",
+    "sklearn:flower.jpg", "matplotlib:grace_hopper.jpg",
+)
 POLE, CARD = -2, -3  # owner codes of painted pixels that belong to no entity
 
 
@@ -63,13 +70,25 @@ class Scene:
     background_name: str = ""
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=32)
 def _photo(name: str) -> np.ndarray:
+    package, _, file = name.rpartition(":")
     try:
-        import skimage.data as skd
+        if package == "sklearn":
+            from sklearn.datasets import load_sample_image
+
+            img = load_sample_image(file)
+        elif package == "matplotlib":
+            from matplotlib.cbook import get_sample_data
+
+            img = np.asarray(Image.open(get_sample_data(file, asfileobj=False)).convert("RGB"))
+        else:
+            import skimage.data as skd
+
+            img = getattr(skd, file)()
     except ImportError as e:
-        raise ImportError("scene backgrounds need scikit-image: pip install 'pixsearch[world]'") from e
-    img = getattr(skd, name)()
+        raise ImportError(f"the scene background {name!r} needs its package: "
+                          "pip install 'pixsearch[world]'") from e
     img = img[0] if isinstance(img, tuple) else img  # stereo pairs: the left view
     if img.ndim == 2:
         img = np.stack([img] * 3, -1)
