@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from pixsearch.tokens import DISPLAY
+from pixsearch.turns import DISPLAY_TAG_RE
 from pixsearch.types import Trace
 
 # features in a fixed order: the calibration fits one weight per name
@@ -28,7 +29,6 @@ FEATURES = ("searched", "n_searches", "hit_top1_min", "hit_margin_min", "hit_top
 
 _INFO = re.compile(re.escape(DISPLAY["info_open"]) + r".*?(?:" + re.escape(DISPLAY["info_close"])
                    + r"|$)", re.S)
-_TAG = re.compile("|".join(re.escape(t) for t in DISPLAY.values()))
 _WORD = re.compile(r"\+?[^\W_][\w'’+-]*")
 
 
@@ -112,13 +112,13 @@ def grounding_features(trace: Trace) -> dict[str, float]:
       digit, capitalised words not opening the sentence) found in some evidence.
 
     Both are 1 where there is nothing to check (no search, no hits, no name or number)."""
-    prose = _TAG.sub(" ", _INFO.sub(" ", trace.display))
+    prose = DISPLAY_TAG_RE.sub(" ", _INFO.sub(" ", trace.display))
     final = trace.display.rsplit(DISPLAY["info_close"], 1)[-1] if trace.steps else ""
     evidence = " ".join(h.text + " " + h.title for s in trace.steps for h in s.hits)
     tops = [s.hits[0].title for s in trace.steps if s.skipped is None and s.hits]
     named = [t.lower() in prose.lower() for t in tops if t]
     return {"top_title_named": sum(named) / len(named) if named else 1.0,
-            "final_grounded": _grounded(_TAG.sub(" ", final), evidence)}
+            "final_grounded": _grounded(DISPLAY_TAG_RE.sub(" ", final), evidence)}
 
 
 def _grounded(final: str, evidence: str) -> float:

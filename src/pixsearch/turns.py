@@ -130,7 +130,8 @@ def region_spans(parts: Sequence[Part]) -> list[tuple[int, int]]:
     return _write(parts, DISPLAY)[1]
 
 
-_TAG_RE = re.compile("|".join(re.escape(DISPLAY[r]) for r in (
+# any tag of the display format (the abstention features strip them from answer text too)
+DISPLAY_TAG_RE = re.compile("|".join(re.escape(DISPLAY[r]) for r in (
     "search_open", "search_close", "info_open", "info_close", "region", "image_query")))
 _ROLE_OF = {DISPLAY[r]: r for r in DISPLAY}
 _MODALITY_OF = {role: m for m, role in PAYLOAD_ROLES.items()}
@@ -172,7 +173,7 @@ def parse_display(text: str, spans: Sequence[Sequence[int]] = ()) -> Turn:
             used.extend(s for s in refs if a <= s[0] and s[1] <= b)
 
     pos, opened, opened_at, payload = 0, None, 0, []
-    for m in _TAG_RE.finditer(text):
+    for m in DISPLAY_TAG_RE.finditer(text):
         role = _ROLE_OF[m.group(0)]
         if opened is None:
             if role not in ("search_open", "info_open"):
