@@ -214,3 +214,14 @@ def test_one_step_run_then_resume(world, tmp_path, capsys):
     capsys.readouterr()
     assert _train(world, out, "seed=7") == 2  # the CLI's one-line error (issue #13)
     assert "other seed" in capsys.readouterr().err
+
+
+def test_run_with_renamed_trajectories(world, tmp_path, capsys):
+    # rename=1: every search trajectory naming a country (the stage-2 records, the reading
+    # samples of Peru) trains on invented names (`train/renaming.py`)
+    out = tmp_path / "renamed"
+    assert _train(world, out, "rename=1.0") == 0
+    printed = capsys.readouterr()
+    assert "renamed the entities of" in printed.out + printed.err
+    steps, _ = _steps(out)
+    assert len(steps) == 3 and all(math.isfinite(r["loss/total"]) for r in steps)

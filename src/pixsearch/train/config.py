@@ -95,6 +95,10 @@ class TrainConfig:
             `train/precision.py`).
         num_threads: torch CPU threads (0 = library default).
         max_seq_len: longer samples are skipped with a warning (0 = no limit).
+        rename: share of the search trajectories (the "text" and "stage2" pools) whose
+            country and capital names are replaced, consistently within the sample, by
+            invented ones, so the answer can only be copied from the evidence
+            (`train/renaming.py`; 0 = none).
         num_workers: DataLoader worker processes that render and collate micro-batches and
             load and resize their images (`train/loader.py`; 0 = in the training process).
             The batches are the same for any number of workers.
@@ -135,6 +139,7 @@ class TrainConfig:
     precision: Precision = "auto"
     num_threads: int = 0
     max_seq_len: int = 0
+    rename: float = 0.0
     num_workers: int = 0
     pin_memory: bool = True
     progress: bool = True
@@ -148,6 +153,8 @@ class TrainConfig:
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be distinct, got {names}")
+        if not 0.0 <= self.rename <= 1.0:
+            raise ValueError(f"rename is a share within [0, 1], got {self.rename}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be 0 or more, got {self.num_workers}")
         for s in self.stages:

@@ -61,6 +61,7 @@ from pixsearch.train.precision import (
     run_model_dtype,
 )
 from pixsearch.train.reading import reading_samples
+from pixsearch.train.renaming import RENAMED, rename_pools, world_names
 from pixsearch.train.state import (
     Progress,
     check_processes,
@@ -250,6 +251,11 @@ class Trainer:
         if any(float(st.mixture.get("text", 0)) > 0 for st in cfg.stages):
             pools["text"] = reading_samples(self.world, train_recs, model.cfg.evidence,
                                             seed=cfg.seed)
+        if cfg.rename:
+            pools = rename_pools(pools, cfg.rename, world_names(), seed=cfg.seed)
+            renamed = sum(s.record_id.endswith(RENAMED) for p in pools.values() for s in p)
+            self.log_print(f"renamed the entities of {renamed} search trajectories "
+                           f"(rename={cfg.rename})")
         if cfg.max_seq_len:
             pools, dropped = drop_long(model, pools, cfg.max_seq_len)
             val_pools, dropped_val = drop_long(model, val_pools, cfg.max_seq_len)
