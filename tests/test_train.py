@@ -4,6 +4,7 @@ checkpoint written, resume continues the step count)."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -219,8 +220,13 @@ def test_one_step_run_then_resume(world, tmp_path, capsys):
 def test_run_with_renamed_trajectories(world, tmp_path, capsys):
     # rename=1: every search trajectory naming a country (the stage-2 records, the reading
     # samples of Peru) trains on invented names (`train/renaming.py`)
+    # the names come from the world's `world.json` (written by `pixsearch world build`)
+    named = tmp_path / "world"
+    shutil.copytree(world, named)
+    (named / "world.json").write_text(json.dumps({"countries": {
+        "PE": {"name": "Peru", "capital": "Lima"}, "JP": {"name": "Japan", "capital": "Tokyo"}}}))
     out = tmp_path / "renamed"
-    assert _train(world, out, "rename=1.0") == 0
+    assert _train(named, out, "rename=1.0") == 0
     printed = capsys.readouterr()
     assert "renamed the entities of" in printed.out + printed.err
     steps, _ = _steps(out)

@@ -4,7 +4,7 @@
 `encode` them into LM-width image tokens (spliced at the image-placeholder positions) plus an
 optional coarse grid for the mask decoder, `position_ids` for a chunk of a sequence, and `run`
 the LM over input embeddings with a KV cache. `NativeBackbone` (this file) is the `tiny` /
-`mini` stack: our vision tower + MLP projector + a `LlamaForCausalLM`. Hub backbones (LLaVA,
+`mini` / `gemma-270m` stack: our vision tower + MLP projector + a causal LM. Hub backbones (LLaVA,
 Qwen2.5-VL) are in `hub.py`.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import nn
-from transformers import LlamaConfig, LlamaForCausalLM
 
+from pixsearch.model.causal_lm import build_causal_lm
 from pixsearch.model.config import ModelConfig
-from pixsearch.model.dtype import cast_input
+from pixsearch.model.dtype import cast_input, torch_dtype
 from pixsearch.model.projector import Projector
 from pixsearch.model.vision import build_vision, lm_tokens, split_grid
 from pixsearch.render import ChatFormat
@@ -87,15 +87,15 @@ class Backbone(nn.Module, ABC):
 
 
 class NativeBackbone(Backbone):
-    """Our vision tower (random patch encoder or frozen DINOv2-S) + MLP projector + Llama LM."""
+    """Our vision tower (random patch encoder or frozen DINOv2-S) + MLP projector + a causal
+    LM (`causal_lm.py`: a from-scratch Llama, or a pretrained LM such as Gemma 3 270M)."""
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, special_ids: dict[str, int]) -> None:
         super().__init__()
         self.cfg = cfg
-        lm_kwargs = dict(vocab_size=vocab_size, **special_ids)
-        lm_kwargs.update(cfg.lm.hf_config)
-        lm_kwargs["vocab_size"] = vocab_size  # the tokenizer decides, never the preset
-        self.model = LlamaForCausalLM(LlamaConfig(**lm_kwargs))
+        # the tokenizer decides the vocabulary size, never the preset
+        self.model = build_causal_lm(cfg.lm.pretrained, cfg.lm.hf_config, vocab_size,
+                                     special_ids, torch_dtype(cfg.dtype))
         self.vision = build_vision(cfg.vision)
         self.grid_dim = self.vision.dim
         self.projector = Projector(self.vision.dim, self.model.config.hidden_size, cfg.projector)

@@ -42,9 +42,9 @@ def make_tokenizer(cfg: ModelConfig, corpus: Iterable[str] | None = None) -> Any
     """The backbone's own tokenizer (hub; control tokens are added by `build_model`) or a
     byte-level BPE trained on `corpus` (native; control tokens included)."""
     if cfg.lm.pretrained:
-        from transformers import AutoTokenizer
+        from pixsearch.model.causal_lm import load_lm_tokenizer
 
-        return AutoTokenizer.from_pretrained(cfg.lm.pretrained)
+        return load_lm_tokenizer(cfg.lm.pretrained)
     return train_tokenizer(corpus, cfg.lm.tokenizer_vocab, TOKEN_TABLES[cfg.lm.backbone])
 
 
@@ -78,11 +78,12 @@ def build_backbone(cfg: ModelConfig, tokenizer: Any, table: TokenTable,
     if cfg.lm.backbone == "native":
         special = {k: getattr(tokenizer, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")
                    if getattr(tokenizer, k, None) is not None}
-        return NativeBackbone(cfg, len(tokenizer), special)
-    from pixsearch.model.hub import LlavaBackbone, QwenVLBackbone
+        bb = NativeBackbone(cfg, len(tokenizer), special)
+    else:
+        from pixsearch.model.hub import LlavaBackbone, QwenVLBackbone
 
-    cls = {"llava": LlavaBackbone, "qwen2_5_vl": QwenVLBackbone}[cfg.lm.backbone]
-    bb = cls(cfg, tokenizer, table)
+        cls = {"llava": LlavaBackbone, "qwen2_5_vl": QwenVLBackbone}[cfg.lm.backbone]
+        bb = cls(cfg, tokenizer, table)
     init_new_tokens(bb.model, len(tokenizer), new_ids if cfg.lm.pretrained else [])
     return bb
 

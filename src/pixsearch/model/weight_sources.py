@@ -32,7 +32,7 @@ def weight_sources(cfg: ModelConfig) -> dict[str, str]:
     "loaded from PATH", "random", or what a pretrained frozen encoder is."""
     out: dict[str, str] = {}
     if cfg.lm.backbone == "native":
-        out["LM"] = "random"
+        out["LM"] = _source(cfg.lm.pretrained)
         out["vision"] = ("DINOv2-S (pretrained, frozen)" if cfg.vision.kind == "dinov2"
                          else "random")
         out["projector"] = "random"

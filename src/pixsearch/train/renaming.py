@@ -18,10 +18,12 @@ standard remedy for parametric-knowledge shortcuts in retrieval-augmented models
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 
 from pixsearch.train.data import TrainSample
 from pixsearch.turns import Information, Part, SearchCall, Text
@@ -123,8 +125,13 @@ def _part_with(part: Part, sub) -> Part:
     return Information(sub(part.evidence))
 
 
-def world_names() -> list[str]:
-    """The names of the benchmark world's countries and capitals (`world/countries.py`)."""
-    from pixsearch.world.countries import load_countries
-
-    return [n for c in load_countries() for n in (c.name, c.capital)]
+def world_names(world: Path) -> list[str]:
+    """The names of a built world's countries and capitals, read from its `world.json` (as a
+    file: the library never imports the generator)."""
+    meta = Path(world) / "world.json"
+    if not meta.is_file():
+        raise FileNotFoundError(f"{meta} does not exist: `rename` replaces the names a world "
+                                "built by `pixsearch world build` lists; set rename=0 for "
+                                "records brought from elsewhere")
+    countries = json.loads(meta.read_text(encoding="utf-8")).get("countries", {})
+    return [n for c in countries.values() for n in (c["name"], c["capital"]) if n]

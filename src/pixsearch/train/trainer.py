@@ -252,7 +252,7 @@ class Trainer:
             pools["text"] = reading_samples(self.world, train_recs, model.cfg.evidence,
                                             seed=cfg.seed)
         if cfg.rename:
-            pools = rename_pools(pools, cfg.rename, world_names(), seed=cfg.seed)
+            pools = rename_pools(pools, cfg.rename, world_names(self.world), seed=cfg.seed)
             renamed = sum(s.record_id.endswith(RENAMED) for p in pools.values() for s in p)
             self.log_print(f"renamed the entities of {renamed} search trajectories "
                            f"(rename={cfg.rename})")

