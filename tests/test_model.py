@@ -111,8 +111,19 @@ def test_gradients_reach_exactly_the_trainable_parts(model):
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert got <= trainable
     assert any("lora_" in n for n in got)
+    embs = {n for n, p in model.named_parameters()
+            if any(p is e.weight for e in (model.backbone.input_embeddings(),
+                                           model.backbone.model.get_output_embeddings()))}
     assert not any("lora_" not in n and n.startswith("backbone.model.") and "projector" not in n
-                   and "merger" not in n for n in got), "frozen LM base weights got gradients"
+                   and "merger" not in n and n not in embs for n in got), \
+        "frozen LM base weights got gradients"
+    # the embedding matrices get gradients in their control-token rows only ("control_rows")
+    control = sorted(set(model.tokens.ids.values()))
+    for n in embs & got:
+        g = dict(model.named_parameters())[n].grad.abs().sum(1)
+        others = torch.ones_like(g, dtype=torch.bool)
+        others[control] = False
+        assert g[control].sum() > 0 and not g[others].any(), n
     for part in ("span_tagger.", "g.", "mask_decoder.mask_decoder.", "mask_decoder.prompt_encoder."):
         assert any(n.startswith(part) for n in got), part
     # one optimiser step moves only parameters that got gradients (k-projection biases get

@@ -6,19 +6,23 @@ it. The real Gemma 3 270M (a 215 MB package, ~100 s to de-quantise) is behind `s
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
-from test_checkpoint import _outputs  # the same forward pass as the full-checkpoint tests
+from test_checkpoint import DISPLAY, _outputs  # the forward pass of the checkpoint tests
 from test_train import _steps, _train, world  # noqa: F401  (the four-scene world fixture)
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from pixsearch.model.batch import collate
 from pixsearch.model.build import build_model
 from pixsearch.model.causal_lm import resolve_pretrained
 from pixsearch.model.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from pixsearch.model.presets import get_preset
 from pixsearch.model.tokenizer import train_tokenizer
 from pixsearch.tokens import TokenTable
+from pixsearch.train.transplant import transplant
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,7 @@ def test_tiny_twin_is_a_gemma_with_a_frozen_base(gemma_base):
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("lora_" in n and "mlp.down_proj" in n for n in trainable)  # every projection
     base = [n for n in trainable if n.startswith("backbone.model.") and "lora_" not in n]
-    assert not base, base[:3]
+    assert base == ["backbone.model.model.embed_tokens.weight"]  # its control rows (tied head)
     # the control tokens were added after the base vocabulary and got its mean embedding
     emb = model.backbone.input_embeddings().weight
     n_base = AutoConfig.from_pretrained(gemma_base).vocab_size
@@ -52,13 +56,31 @@ def test_tiny_twin_is_a_gemma_with_a_frozen_base(gemma_base):
     assert torch.allclose(emb[search], emb[:n_base].mean(0), atol=1e-6)
 
 
+def test_only_the_control_token_rows_of_the_embedding_train(gemma_base):
+    torch.set_num_threads(1)
+    model = build_model(get_preset("gemma-tiny", {"lm": {"pretrained": str(gemma_base)}}))
+    emb = model.backbone.input_embeddings().weight
+    assert emb.requires_grad  # the "control_rows" group
+    r = model.renderer.trajectory("Which flag?", DISPLAY, spans=[(4, 12)])
+    image = Image.fromarray(np.zeros((40, 50, 3), np.uint8))
+    mask = np.zeros((40, 50), bool)
+    mask[5:20, 10:30] = True
+    model(collate(model, [r], [image], [[mask]])).logits.square().mean().backward()
+    rows = emb.grad.abs().sum(1) > 0
+    control = sorted(set(model.tokens.ids.values()))
+    assert rows[control].any() and not rows[[i for i in range(len(rows)) if i not in control]].any()
+
+
 def test_adapter_checkpoint_round_trip(gemma_base, tmp_path):
     torch.set_num_threads(1)
     model = build_model(get_preset("gemma-tiny", {"lm": {"pretrained": str(gemma_base)}})).eval()
-    with torch.no_grad():  # "train" it: LoRA B starts at zero
+    emb = model.backbone.input_embeddings().weight
+    control = sorted(set(model.tokens.ids.values()))
+    with torch.no_grad():  # "train" it: LoRA B starts at zero; the embedding, its control rows
         for p in model.parameters():
-            if p.requires_grad:
+            if p.requires_grad and p is not emb:
                 p.add_(torch.randn_like(p) * 0.05)
+        emb[control] += torch.randn(len(control), emb.shape[1])
     path = save_checkpoint(model, tmp_path / "ckpt")
     assert read_metadata(path)["format"] == "adapter"
     with safe_open(str(path / "model.safetensors"), "pt") as f:
@@ -82,9 +104,28 @@ def test_engine_answers_through_the_sliding_window_cache():
     assert 0 < answer.trace.n_generated <= 24 and answer.trace.stop_reason
 
 
-def test_trainer_runs_the_gemma_twin(world, tmp_path):  # noqa: F811
+def test_transplant_copies_the_mask_branch_of_another_model():
+    torch.set_num_threads(1)
+    donor = build_model(get_preset("tiny", {"seed": 5}))
+    model = build_model(get_preset("gemma-tiny"))
+    copied = transplant(model, donor, ["prompt_encoder", "mask_decoder", "hires"])
+    assert copied and all(k.split(":")[0] in ("prompt_encoder", "mask_decoder", "hires")
+                          for k in copied)
+    for a, b in ((model.mask_decoder.mask_decoder, donor.mask_decoder.mask_decoder),
+                 (model.mask_features, donor.mask_features)):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                     b.state_dict().values(), strict=True))
+    other = build_model(get_preset("tiny", {"mask_decoder": {"hidden": 24}}))
+    with pytest.raises(ValueError, match="shapes differ"):
+        transplant(model, other, ["mask_decoder"])
+
+
+def test_trainer_runs_the_gemma_twin(world, tmp_path, capsys):  # noqa: F811
+    donor = save_checkpoint(build_model(get_preset("tiny")), tmp_path / "tiny")
     out = tmp_path / "run"
-    assert _train(world, out, "model=gemma-tiny") == 0
+    assert _train(world, out, "model=gemma-tiny", f"transplant_from={donor}") == 0
+    printed = capsys.readouterr()
+    assert "transplanted" in printed.out + printed.err
     steps, _ = _steps(out)
     assert len(steps) == 3 and all(torch.isfinite(torch.tensor(r["loss/total"])) for r in steps)
     model = load_checkpoint(out / "final")

@@ -66,7 +66,8 @@ def trained_keys(model: PixSearchModel) -> set[str]:
     from pixsearch.model.build import trainable_groups
 
     groups = trainable_groups(model)
-    ids = {id(p) for g in model.cfg.trainable for p in groups.get(g, [])}
+    # "control_rows" changes only the control-token rows, which `token_rows` stores
+    ids = {id(p) for g in model.cfg.trainable if g != "control_rows" for p in groups.get(g, [])}
     keys = {clean_name(n) for n, p in model.named_parameters(remove_duplicate=False)
             if id(p) in ids}
     return keys | {clean_name(n) for n, _ in model.named_parameters() if "lora_" in n}

@@ -44,7 +44,12 @@ def make_tokenizer(cfg: ModelConfig, corpus: Iterable[str] | None = None) -> Any
     if cfg.lm.pretrained:
         from pixsearch.model.causal_lm import load_lm_tokenizer
 
-        return load_lm_tokenizer(cfg.lm.pretrained)
+        base = load_lm_tokenizer(cfg.lm.pretrained)
+        if not cfg.lm.vocab_keep:
+            return base
+        from pixsearch.model.vocab_cut import cut_tokenizer
+
+        return cut_tokenizer(base, corpus or [], cfg.lm.vocab_keep)
     return train_tokenizer(corpus, cfg.lm.tokenizer_vocab, TOKEN_TABLES[cfg.lm.backbone])
 
 
@@ -79,6 +84,8 @@ def build_backbone(cfg: ModelConfig, tokenizer: Any, table: TokenTable,
         special = {k: getattr(tokenizer, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")
                    if getattr(tokenizer, k, None) is not None}
         bb = NativeBackbone(cfg, len(tokenizer), special)
+        if cfg.lm.pretrained and cfg.lm.vocab_keep:
+            _cut_rows(cfg, bb.model, tokenizer)
     else:
         from pixsearch.model.hub import LlavaBackbone, QwenVLBackbone
 
@@ -86,6 +93,14 @@ def build_backbone(cfg: ModelConfig, tokenizer: Any, table: TokenTable,
         bb = cls(cfg, tokenizer, table)
     init_new_tokens(bb.model, len(tokenizer), new_ids if cfg.lm.pretrained else [])
     return bb
+
+
+def _cut_rows(cfg: ModelConfig, lm: nn.Module, tokenizer: Any) -> None:
+    """Keep the pretrained LM's embedding rows of a cut tokenizer's tokens (`vocab_cut.py`)."""
+    from pixsearch.model.causal_lm import load_lm_tokenizer
+    from pixsearch.model.vocab_cut import base_ids, select_rows
+
+    select_rows(lm, base_ids(tokenizer, load_lm_tokenizer(cfg.lm.pretrained).get_vocab()))
 
 
 def build_mask_decoder(cfg: ModelConfig) -> MaskDecoder:
@@ -112,9 +127,9 @@ def add_lora(cfg: ModelConfig, lm: nn.Module) -> None:
     inject_adapter_in_model(lc, lm)
 
 
-def trainable_groups(model: PixSearchModel) -> dict[str, list[nn.Parameter]]:
-    """Every trainable group of `model` → its parameters ("lora" only where the model was
-    built with adapters; "hires" / "sam_vision" empty where it has no such part)."""
+def group_modules(model: PixSearchModel) -> dict[str, list[nn.Module]]:
+    """Every trainable group of `model` but "lora" → its modules (empty where it has no such
+    part)."""
     modules: dict[str, list[nn.Module]] = dict(model.backbone.groups())
     md = model.mask_decoder
     modules.update(span_tagger=[model.span_tagger], g=[model.g],
@@ -124,11 +139,34 @@ def trainable_groups(model: PixSearchModel) -> dict[str, list[nn.Parameter]]:
                    sam_vision=[md.vision_encoder] if md.vision_encoder is not None else [],
                    proposals=[model.proposer] if model.proposer is not None else [],
                    referent=[model.referent] if model.referent is not None else [])
+    return modules
+
+
+def trainable_groups(model: PixSearchModel) -> dict[str, list[nn.Parameter]]:
+    """Every trainable group of `model` → its parameters ("lora" only where the model was
+    built with adapters; "hires" / "sam_vision" empty where it has no such part)."""
+    modules = group_modules(model)
     out = {name: [p for m in ms for p in m.parameters()] for name, ms in modules.items()}
     lora = [p for n, p in model.backbone.language_model().named_parameters() if "lora_" in n]
     if lora:
         out["lora"] = lora
+    out["control_rows"] = list({id(p): p for p in out["embeddings"]}.values())
     return out
+
+
+def _control_rows_only(model: PixSearchModel, weight: nn.Parameter) -> None:
+    """Make `weight`'s gradient zero outside the control-token rows (once per parameter).
+
+    A LoRA-tuned pretrained LM keeps its embedding frozen, but the rows of the control tokens
+    the build added all start as the same mean row: frozen, `<search>` and `</search>` could
+    never be told apart. Training only those rows keeps the base's rows as published (and
+    the adapter checkpoint small: it stores the control rows, `adapter_state.py`)."""
+    if getattr(weight, "_control_rows_hook", False):
+        return
+    rows = torch.zeros(weight.shape[0], 1, dtype=torch.bool)
+    rows[sorted(set(model.tokens.ids.values()))] = True
+    weight.register_hook(lambda grad: grad * rows.to(grad.device))
+    weight._control_rows_hook = True
 
 
 def set_trainable(model: PixSearchModel, groups: Sequence[str]) -> dict[str, list[str]]:
@@ -151,6 +189,8 @@ def set_trainable(model: PixSearchModel, groups: Sequence[str]) -> dict[str, lis
     if "sam_vision" in groups and not params["sam_vision"]:
         raise ValueError("cannot train 'sam_vision': the model has no SAM image encoder "
                          "(mask_decoder.sam_vision is off)")
+    if "control_rows" in groups and "embeddings" in groups:
+        raise ValueError("'control_rows' trains a subset of 'embeddings': list one of them")
     names = {id(p): n for n, p in model.named_parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
@@ -158,6 +198,8 @@ def set_trainable(model: PixSearchModel, groups: Sequence[str]) -> dict[str, lis
     for group in groups:
         for p in params[group]:
             p.requires_grad_(True)
+            if group == "control_rows":
+                _control_rows_only(model, p)
         out[group] = sorted(names[id(p)] for p in params[group])
     return out
 

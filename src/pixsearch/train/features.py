@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 def cache_key(model: PixSearchModel) -> str:
     """Short hash of everything that decides the backbone's preprocessing output."""
     cfg = model.cfg
-    ident = {"backbone": cfg.lm.backbone, "pretrained": cfg.lm.pretrained,
+    # a native backbone's LM (from scratch or pretrained) does not see the pixels: its image
+    # features are the frozen vision tower's alone
+    pretrained = "" if cfg.lm.backbone == "native" else cfg.lm.pretrained
+    ident = {"backbone": cfg.lm.backbone, "pretrained": pretrained,
              "image_size": cfg.lm.image_size, "vision": cfg.vision.__dict__}
     return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

@@ -74,6 +74,7 @@ from pixsearch.train.state import (
     write_dir,
 )
 from pixsearch.train.tracking import RunTracker
+from pixsearch.train.transplant import transplant
 from pixsearch.train.validation import evaluate
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,13 @@ class Trainer:
         if self.cfg.init_from:
             return load_checkpoint(resolve_path(self.cfg.init_from)), None
         mcfg = get_preset(self.cfg.model, self.cfg.model_overrides)
-        return build_model(mcfg, corpus=tokenizer_corpus(train_records)), None
+        model = build_model(mcfg, corpus=tokenizer_corpus(train_records))
+        if self.cfg.transplant_from:
+            donor = load_checkpoint(resolve_path(self.cfg.transplant_from))
+            copied = transplant(model, donor, self.cfg.transplant)
+            self.log_print(f"transplanted {len(copied)} tensors ({', '.join(self.cfg.transplant)})"
+                           f" from {self.cfg.transplant_from}")
+        return model, None
 
     def _identity(self) -> dict[str, Any]:
         """What makes a run this run: its model and data. Budgets (steps, minutes, threads, …)
@@ -180,6 +187,8 @@ class Trainer:
         cfg = to_dict(self.cfg)
         ident = {k: cfg[k] for k in ("model", "model_overrides", "init_from", "world",
                                      "train_split", "seed")}
+        if self.cfg.transplant_from:  # absent otherwise: runs from before it still resume
+            ident["transplant_from"] = cfg["transplant_from"]
         ident["stages"] = [s["name"] for s in cfg["stages"]]
         if self.cfg.init_from:  # the same path may hold another model by now
             weights = resolve_path(self.cfg.init_from) / "model.safetensors"
