@@ -30,14 +30,19 @@ def gemma_base(tmp_path_factory):
     """A tiny Gemma 3 saved as a published checkpoint, with a tokenizer that predates the
     control tokens (so the build adds and initialises their rows)."""
     root = tmp_path_factory.mktemp("gemma")
-    tok = train_tokenizer(None, 512, TokenTable(*[f"<other{i}>" for i in range(6)]))
+    save_tiny_gemma(root, train_tokenizer(None, 512, TokenTable(*[f"<other{i}>" for i in range(6)])))
+    return root
+
+
+def save_tiny_gemma(folder, tok):
+    """A random `gemma-tiny` LM for `tok` saved with it as a published checkpoint."""
     hf = dict(get_preset("gemma-tiny").lm.hf_config)
     torch.manual_seed(1)
     lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(
         hf.pop("model_type"), **hf, vocab_size=len(tok)))
-    lm.save_pretrained(root)
-    tok.save_pretrained(root)
-    return root
+    lm.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return lm
 
 
 def test_tiny_twin_is_a_gemma_with_a_frozen_base(gemma_base):

@@ -24,9 +24,9 @@ QUESTIONS = ["Which flag is on the left?", "What is this flag?", "Name the count
 LONG = 1000  # tokens: the tiny model writes them all (no EOS), several seconds of decoding
 
 
-def batched_app(colour_index, batch: int, max_queue: int = 16):
+def batched_app(colour_index, batch: int, max_queue: int = 16, preset: str = "tiny"):
     torch.manual_seed(0)
-    model = build_model(get_preset("tiny")).eval()
+    model = build_model(get_preset(preset)).eval()
     predictor = Predictor(model, colour_index, DecodeConfig(max_new_tokens=24, top_k=2,
                                                             deadline_s=None))
     return predictor, create_app(predictor, "tiny", ServeLimits(max_queue=max_queue),
@@ -83,7 +83,9 @@ def test_a_dropped_stream_frees_its_slot(colour_index, live_server):
     assert wait_until(lambda: worker.engine.depth()["decoding"] == 0, 2)
     assert worker.stats["cancelled"] == 1 and worker.stats["answered"] == 0
     r = httpx.post(f"{url}/api/ask", json=body(QUESTIONS[1]), timeout=60)
-    assert r.status_code == 200 and worker.stats["answered"] == 1
+    assert r.status_code == 200
+    # the counter moves when the worker finishes the job, which may be just after the reply
+    assert wait_until(lambda: worker.stats["answered"] == 1, 5)
 
 
 def test_beyond_the_batch_and_the_queue_is_429(colour_index, live_server):
@@ -114,3 +116,16 @@ def test_beyond_the_batch_and_the_queue_is_429(colour_index, live_server):
         t.join(10)
     assert sorted(codes) == [200, 200, 503]  # the waiting one is told the server stops
     assert wait_until(lambda: worker.engine.depth()["decoding"] == 0, 2)
+
+
+def test_a_sliding_window_lm_is_served_one_at_a_time(colour_index, live_server):
+    # Gemma 3's sliding-window layers do not fit the slot cache: the server says so in its
+    # log and answers each request with the single-answer engine instead of failing
+    predictor, app = batched_app(colour_index, batch=4, preset="gemma-tiny")
+    url = live_server(app)
+    r = httpx.post(f"{url}/api/ask", json=body(QUESTIONS[0], max_new_tokens=8), timeout=120)
+    assert r.status_code == 200, r.text
+    want = predictor.ask(QUESTIONS[0], colour_scene(), max_new_tokens=8)
+    assert r.json()["trace"]["display"] == want.trace.display
+    health = httpx.get(f"{url}/api/health", timeout=10).json()
+    assert health["stats"]["answered"] == 1 and health["stats"].get("batch_max_rows", 0) <= 1

@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 from test_checkpoint import _outputs
+from test_pretrained_lm import save_tiny_gemma
 from tokenizers import Tokenizer, decoders, models, normalizers, trainers
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import load_checkpoint, save_checkpoint
@@ -75,12 +76,7 @@ def test_base_ids_follow_the_strings(base):
 def test_model_keeps_the_base_rows_and_rebuilds_the_cut_from_its_checkpoint(base, tmp_path):
     torch.set_num_threads(1)
     folder = tmp_path / "base"
-    hf = dict(get_preset("gemma-tiny").lm.hf_config)
-    torch.manual_seed(1)
-    lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(
-        hf.pop("model_type"), **hf, vocab_size=len(base)))
-    lm.save_pretrained(folder)
-    base.save_pretrained(folder)
+    lm = save_tiny_gemma(folder, base)
     cfg = get_preset("gemma-tiny", {"lm": {"pretrained": str(folder), "vocab_keep": 10}})
     model = build_model(cfg, corpus=CORPUS).eval()
     cut_ids = base_ids(model.tokenizer, base.get_vocab())

@@ -78,6 +78,10 @@ def parameter_counts(model: PixSearchModel) -> dict[str, Any]:
     from pixsearch.model.build import trainable_groups
 
     groups = trainable_groups(model)
+    # "control_rows" trains only the control-token rows of the embedding matrices
+    row_params = groups.pop("control_rows", [])
+    rows = {id(p): len(set(model.tokens.ids.values())) * p.shape[1] for p in row_params
+            } if "control_rows" in model.cfg.trainable else {}
     trainable = {id(p): p for g in model.cfg.trainable for p in groups.get(g, [])}
     per_group = {}
     for g, ps in groups.items():
@@ -85,8 +89,11 @@ def parameter_counts(model: PixSearchModel) -> dict[str, Any]:
         if unique:
             per_group[g] = (sum(p.numel() for p in unique.values()),
                             sum(p.numel() for k, p in unique.items() if k in trainable))
+    if rows:
+        per_group["control_rows"] = (sum(rows.values()), sum(rows.values()))
     return {"total": sum(p.numel() for p in model.parameters()),
-            "trainable": sum(p.numel() for p in trainable.values()), "groups": per_group}
+            "trainable": sum(p.numel() for p in trainable.values()) + sum(rows.values()),
+            "groups": per_group}
 
 
 def _read(folder: Path, name: str) -> dict[str, Any]:

