@@ -128,9 +128,19 @@ def test_transplant_copies_the_mask_branch_of_another_model():
 def test_trainer_runs_the_gemma_twin(world, tmp_path, capsys):  # noqa: F811
     donor = save_checkpoint(build_model(get_preset("tiny")), tmp_path / "tiny")
     out = tmp_path / "run"
-    assert _train(world, out, "model=gemma-tiny", f"transplant_from={donor}") == 0
+    # weight decay must not shrink the embedding rows that "control_rows" leaves frozen
+    assert _train(world, out, "model=gemma-tiny", f"transplant_from={donor}",
+                  "weight_decay=0.5") == 0
     printed = capsys.readouterr()
     assert "transplanted" in printed.out + printed.err
+    trained = load_checkpoint(out / "final")
+    built = build_model(get_preset("gemma-tiny"), tokenizer=trained.tokenizer)
+    control = set(trained.tokens.ids.values())
+    others = [i for i in range(len(trained.tokenizer)) if i not in control]
+    a = trained.backbone.input_embeddings().weight
+    b = built.backbone.input_embeddings().weight
+    assert torch.equal(a[others], b[others]) and not torch.equal(a[sorted(control)],
+                                                                 b[sorted(control)])
     steps, _ = _steps(out)
     assert len(steps) == 3 and all(torch.isfinite(torch.tensor(r["loss/total"])) for r in steps)
     model = load_checkpoint(out / "final")

@@ -155,17 +155,20 @@ def trainable_groups(model: PixSearchModel) -> dict[str, list[nn.Parameter]]:
 
 
 def _control_rows_only(model: PixSearchModel, weight: nn.Parameter) -> None:
-    """Make `weight`'s gradient zero outside the control-token rows (once per parameter).
+    """Make `weight`'s gradient zero outside the control-token rows while its
+    `control_rows_only` flag is set (the hook is registered once per parameter).
 
     A LoRA-tuned pretrained LM keeps its embedding frozen, but the rows of the control tokens
     the build added all start as the same mean row: frozen, `<search>` and `</search>` could
     never be told apart. Training only those rows keeps the base's rows as published (and
     the adapter checkpoint small: it stores the control rows, `adapter_state.py`)."""
+    weight.control_rows_only = True
     if getattr(weight, "_control_rows_hook", False):
         return
     rows = torch.zeros(weight.shape[0], 1, dtype=torch.bool)
     rows[sorted(set(model.tokens.ids.values()))] = True
-    weight.register_hook(lambda grad: grad * rows.to(grad.device))
+    weight.register_hook(
+        lambda grad: grad * rows.to(grad.device) if weight.control_rows_only else grad)
     weight._control_rows_hook = True
 
 
@@ -194,6 +197,7 @@ def set_trainable(model: PixSearchModel, groups: Sequence[str]) -> dict[str, lis
     names = {id(p): n for n, p in model.named_parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
+        p.control_rows_only = False  # set again below for a stage that trains "control_rows"
     out: dict[str, list[str]] = {}
     for group in groups:
         for p in params[group]:

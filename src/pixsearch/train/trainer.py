@@ -106,6 +106,17 @@ def clip_gradients(groups: list[list[torch.nn.Parameter]], max_norm: float, scop
         clip(params, max_norm)
 
 
+def _decay_groups(params: list[torch.nn.Parameter]) -> list[dict]:
+    """AdamW parameter groups: an embedding trained by "control_rows" gets no weight decay,
+    which would otherwise shrink every row of the frozen base, not only the control rows."""
+    rows = [p for p in params if getattr(p, "control_rows_only", False)]
+    if not rows:
+        return [{"params": params}]
+    ids = {id(p) for p in rows}
+    return [{"params": [p for p in params if id(p) not in ids]},
+            {"params": rows, "weight_decay": 0.0}]
+
+
 def stage_parameters(model: PixSearchModel, stage: StageConfig) -> list[list[torch.nn.Parameter]]:
     """Unfreeze the stage's trainable groups (a subset of the model's `cfg.trainable`, which
     stays as built: a saved checkpoint must rebuild the same modules); returns their
@@ -326,8 +337,8 @@ class Trainer:
         groups = stage_parameters(model, stage)
         params = [p for g in groups for p in g]
         keep_master_weights(params)  # float32 whatever the model's dtype
-        opt = torch.optim.AdamW(params, lr=stage.lr, betas=tuple(cfg.betas),
-                                weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(_decay_groups(params), lr=stage.lr,
+                                betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
         seed = cfg.seed + 1000 * (progress.stage + 1) + acc.process_index
         sampler = MixtureSampler(pools, stage.mixture, seed)
         one_process = state is not None and "optimizer" in state
