@@ -13,7 +13,7 @@ from pixsearch.model.build import _build, build_model, set_trainable
 from pixsearch.model.presets import get_preset
 from pixsearch.train.config import StageConfig
 from pixsearch.train.losses import pixsearch_loss
-from pixsearch.train.trainer import stage_parameters
+from pixsearch.train.optim import stage_parameters
 
 DISPLAY = ("The flag on the left <search><region></search><information>Peru is a country"
            "</information> is Peru.")

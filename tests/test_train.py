@@ -20,8 +20,8 @@ from pixsearch.model.presets import get_preset
 from pixsearch.train.data import build_pools, make_batch
 from pixsearch.train.features import FeatureCache
 from pixsearch.train.mixture import MixtureSampler
+from pixsearch.train.optim import clip_gradients, lr_factor
 from pixsearch.train.reading import reading_samples
-from pixsearch.train.trainer import clip_gradients, lr_factor
 
 INFO = "<information>Peru: capital Lima. Flag: red, white, red.</information>"
 TRAJ = f"The flag on the left <search><region></search>{INFO} is the flag of Peru."

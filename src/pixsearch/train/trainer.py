@@ -23,10 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,6 @@ from tqdm import tqdm
 from pixsearch.abstention import AbstentionConfig
 from pixsearch.config import to_dict
 from pixsearch.logs import progress_bar
-from pixsearch.model.build import set_trainable
 from pixsearch.model.checkpoint import load_checkpoint, save_checkpoint
 from pixsearch.model.pixsearch_model import PixSearchModel
 from pixsearch.provenance import write_provenance
@@ -54,6 +51,7 @@ from pixsearch.train.features import FeatureCache
 from pixsearch.train.loader import BatchLoader
 from pixsearch.train.losses import pixsearch_loss
 from pixsearch.train.mixture import MixtureSampler
+from pixsearch.train.optim import adamw_groups, clip_gradients, lr_factor, stage_parameters
 from pixsearch.train.precision import (
     keep_master_weights,
     mixed_precision,
@@ -78,63 +76,6 @@ from pixsearch.train.transplant import transplant
 from pixsearch.train.validation import evaluate
 
 log = logging.getLogger(__name__)
-
-
-def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float,
-              time_frac: float = 0.0) -> float:
-    """Multiplier of the peak lr at optimiser step `step`: linear warm-up, then decay over
-    whichever runs out first, the steps or the stage's time budget (`time_frac` of it spent),
-    so a run cut short by its budget still ends at a low lr."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant" or total <= warmup:
-        return 1.0
-    t = min(1.0, max((step - warmup) / max(1, total - warmup), time_frac))
-    decay = 0.5 * (1 + math.cos(math.pi * t)) if schedule == "cosine" else 1 - t
-    return min_ratio + (1 - min_ratio) * decay
-
-
-def clip_gradients(groups: list[list[torch.nn.Parameter]], max_norm: float, scope: str,
-                   clip: Callable[..., Any] = torch.nn.utils.clip_grad_norm_) -> None:
-    """Clip gradient norms to `max_norm` (0 = off): per parameter group ("group") or over all
-    of them ("global"). Under DeepSpeed / FSDP the engine clips globally whatever is asked."""
-    if max_norm <= 0:
-        return
-    if scope == "global":
-        groups = [[p for g in groups for p in g]]
-    for params in groups:
-        clip(params, max_norm)
-
-
-def _decay_groups(params: list[torch.nn.Parameter]) -> list[dict]:
-    """AdamW parameter groups: an embedding trained by "control_rows" gets no weight decay,
-    which would otherwise shrink every row of the frozen base, not only the control rows."""
-    rows = [p for p in params if getattr(p, "control_rows_only", False)]
-    if not rows:
-        return [{"params": params}]
-    ids = {id(p) for p in rows}
-    return [{"params": [p for p in params if id(p) not in ids]},
-            {"params": rows, "weight_decay": 0.0}]
-
-
-def stage_parameters(model: PixSearchModel, stage: StageConfig) -> list[list[torch.nn.Parameter]]:
-    """Unfreeze the stage's trainable groups (a subset of the model's `cfg.trainable`, which
-    stays as built: a saved checkpoint must rebuild the same modules); returns their
-    parameters, one list per group (each parameter in exactly one)."""
-    base = list(model.cfg.trainable)
-    groups = stage.trainable or base
-    unknown = set(groups) - set(base)
-    if unknown:
-        raise ValueError(f"stage {stage.name} trains {sorted(unknown)}, which the model was "
-                         f"not built with (model trainable: {base})")
-    names = set_trainable(model, groups)
-    by_name, seen, out = dict(model.named_parameters()), set(), []
-    for group in names.values():
-        params = [by_name[n] for n in group if n not in seen]
-        seen.update(group)
-        if params:
-            out.append(params)
-    return out
 
 
 class Trainer:
@@ -337,7 +278,7 @@ class Trainer:
         groups = stage_parameters(model, stage)
         params = [p for g in groups for p in g]
         keep_master_weights(params)  # float32 whatever the model's dtype
-        opt = torch.optim.AdamW(_decay_groups(params), lr=stage.lr,
+        opt = torch.optim.AdamW(adamw_groups(params), lr=stage.lr,
                                 betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
         seed = cfg.seed + 1000 * (progress.stage + 1) + acc.process_index
         sampler = MixtureSampler(pools, stage.mixture, seed)
