@@ -21,7 +21,7 @@ from pixsearch.model.build import build_model
 from pixsearch.model.presets import get_preset
 from pixsearch.types import Query
 
-PRESETS = ["tiny", "llava-tiny", "qwen2.5-vl-tiny"]
+PRESETS = ["tiny", "llava-tiny", "qwen2.5-vl-tiny", "gemma-tiny"]
 QUESTIONS = ["Which country has the flag on the left?", "What is this flag?",
              "Name the capital of the green country.", "Hi"]
 
@@ -76,6 +76,8 @@ def test_slot_cache_matches_single_sessions(preset):
             a, b = pairs[1][0].extend(ev), pairs[1][1].extend(ev)
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
             pairs[1][2] = a
+    if dec.cache.window is not None:  # the window really hides the start of a sequence
+        assert max(len(p[1].ids) for p in pairs) > dec.cache.window
     dec.release(pairs[0][1])  # a hole in the rows: slot 0 is free, slots 1 and 2 go on
     dec.release(pairs[1][1])
     single, batched, logits = pairs[2]

@@ -115,7 +115,15 @@ def test_confidence_features_from_a_trace():
     assert f["lm_mean_logprob"] == pytest.approx(-1.0) and f["lm_min_logprob"] == -1.5
     assert f["mask_score_min"] == 1.0  # no mask confidence was recorded
     trace.steps[0].mask_score = 0.3
-    assert confidence_features(trace)["mask_score_min"] == pytest.approx(0.3)
+    f = confidence_features(trace)
+    assert f["mask_score_min"] == pytest.approx(0.3)
+    # the region route's own copies of its first search's signals
+    assert f["region_mask_score"] == pytest.approx(0.3)
+    assert f["region_hit_top1"] == pytest.approx(0.8) and f["region_hit_margin"] == pytest.approx(0.1)
+    text_first = confidence_features(Trace(trace.steps[1:], lm_logprobs=[-0.5]))
+    assert text_first["text"] == 1.0 and text_first["hit_top1_first"] == pytest.approx(0.6)
+    assert (text_first["region_mask_score"], text_first["region_hit_top1"],
+            text_first["region_hit_margin"]) == (0.0, 0.0, 0.0)
 
 
 def test_grounding_features_catch_answers_the_evidence_does_not_support():

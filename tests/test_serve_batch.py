@@ -1,5 +1,6 @@
 """`pixsearch serve` with continuous batching, over a real uvicorn server and a real tiny model:
-concurrent requests share decode steps and get the one-at-a-time answers, a full queue is 429
+concurrent requests share decode steps and get the one-at-a-time answers (a full-attention LM
+and Gemma 3's sliding-window one), a full queue is 429
 beyond the batch, and a client that drops its stream frees its slot at once."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import threading
 
 import httpx
+import pytest
 import torch
 from scripted import colour_scene
 from test_serve_queue import wait_until
@@ -47,9 +49,10 @@ def stream_then_drop(url: str, started: threading.Event, **kw) -> None:
                 return  # leaving the block closes the connection mid-answer
 
 
+@pytest.mark.parametrize("preset", ["tiny", "gemma-tiny"])  # full / sliding-window attention
 def test_concurrent_requests_share_the_batch_and_match_single_answers(colour_index,
-                                                                       live_server):
-    predictor, app = batched_app(colour_index, batch=4)
+                                                                       live_server, preset):
+    predictor, app = batched_app(colour_index, batch=4, preset=preset)
     url = live_server(app)
     results: dict[int, dict] = {}
 
@@ -116,16 +119,3 @@ def test_beyond_the_batch_and_the_queue_is_429(colour_index, live_server):
         t.join(10)
     assert sorted(codes) == [200, 200, 503]  # the waiting one is told the server stops
     assert wait_until(lambda: worker.engine.depth()["decoding"] == 0, 2)
-
-
-def test_a_sliding_window_lm_is_served_one_at_a_time(colour_index, live_server):
-    # Gemma 3's sliding-window layers do not fit the slot cache: the server says so in its
-    # log and answers each request with the single-answer engine instead of failing
-    predictor, app = batched_app(colour_index, batch=4, preset="gemma-tiny")
-    url = live_server(app)
-    r = httpx.post(f"{url}/api/ask", json=body(QUESTIONS[0], max_new_tokens=8), timeout=120)
-    assert r.status_code == 200, r.text
-    want = predictor.ask(QUESTIONS[0], colour_scene(), max_new_tokens=8)
-    assert r.json()["trace"]["display"] == want.trace.display
-    health = httpx.get(f"{url}/api/health", timeout=10).json()
-    assert health["stats"]["answered"] == 1 and health["stats"].get("batch_max_rows", 0) <= 1

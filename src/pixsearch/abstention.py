@@ -25,7 +25,8 @@ from pixsearch.types import Trace
 # features in a fixed order: the calibration fits one weight per name
 FEATURES = ("searched", "n_searches", "hit_top1_min", "hit_margin_min", "hit_top1_first",
             "lm_mean_logprob", "lm_min_logprob", "region", "image", "text", "mask_score_min",
-            "top_title_named", "final_grounded")
+            "top_title_named", "final_grounded", "region_mask_score", "region_hit_top1",
+            "region_hit_margin")
 
 _INFO = re.compile(re.escape(DISPLAY["info_open"]) + r".*?(?:" + re.escape(DISPLAY["info_close"])
                    + r"|$)", re.S)
@@ -99,7 +100,21 @@ def confidence_features(trace: Trace) -> dict[str, float]:
         "text": float(first == "text"),
         "mask_score_min": min(masks) if masks else 1.0,
         **grounding_features(trace),
+        **region_route_features(first, tops, margins, masks),
     }
+
+
+def region_route_features(first: str | None, tops: list[float], margins: list[float],
+                          masks: list[float]) -> dict[str, float]:
+    """The first search's signals again, for answers that began with a region search (0 for
+    the others), so the linear policy gets a slope of its own on that route. There the
+    retrieval finds whichever flag the mask landed on as confidently as the right one, so the
+    hit score says little and the referent's confidence (the mask score) says most; on a
+    whole-image or text route it is the other way round, and one shared slope fits neither."""
+    region = float(first == "region")
+    return {"region_mask_score": region * (min(masks) if masks else 1.0),
+            "region_hit_top1": region * (tops[0] if tops else 0.0),
+            "region_hit_margin": region * (margins[0] if margins else 0.0)}
 
 
 def grounding_features(trace: Trace) -> dict[str, float]:

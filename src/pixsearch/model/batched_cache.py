@@ -26,6 +26,12 @@ single-answer session (`kv_cache.GrowingLayer`). Rows that take no part in a ste
 sequences stepped aside for a search) get a dummy token written one column past their length:
 it is never attended and their next real write overwrites it. A slot's length advances when the
 model's last layer has written, since every layer writes exactly once per forward pass.
+
+Sliding-window layers (Gemma 3 has five for every full one) keep every column too: a step
+hands the model one mask per layer type, the sliding one hiding what lies `sliding_window` or
+more positions behind each row, and a prefill's own window mask is built by `transformers`
+over the slot's columns. Windows are a mask here, not an eviction: a slot keeps at most the
+capacity of its longest sequence, which for this project's answers is a few hundred tokens.
 """
 
 from __future__ import annotations
@@ -33,29 +39,43 @@ from __future__ import annotations
 import torch
 from transformers import Cache, CacheLayerMixin, PretrainedConfig
 
+# a step's attention mask: none, one for every layer, or one per layer type (sliding windows)
+Mask = torch.Tensor | dict[str, torch.Tensor] | None
+
 MIN_CAPACITY = 256  # tokens per slot; grows by doubling like `kv_cache.GrowingLayer`
 
 
-def full_attention_only(config: PretrainedConfig) -> bool:
-    """True when every layer of the LM attends to the whole context (no sliding windows,
-    e.g. Gemma 3's), which the slot cache needs."""
+def sliding_window(config: PretrainedConfig) -> int | None:
+    """The window of the LM's sliding-window layers (Gemma 3 interleaves them with full ones),
+    or None when every layer attends to the whole context."""
     text = config.get_text_config(decoder=True)
-    types = getattr(text, "layer_types", None) or ["full_attention"]
-    return not getattr(text, "use_sliding_window", False) and set(types) == {"full_attention"}
+    types = set(getattr(text, "layer_types", None) or ["full_attention"])
+    if "sliding_attention" in types:
+        return int(text.sliding_window)
+    return None
+
+
+def slot_cache_supports(config: PretrainedConfig) -> bool:
+    """True when the slot cache can hold the LM: its layers attend to the whole context or to
+    a sliding window of it (masked per row); other kinds (chunked, linear) it cannot."""
+    text = config.get_text_config(decoder=True)
+    types = set(getattr(text, "layer_types", None) or ["full_attention"])
+    return types <= {"full_attention", "sliding_attention"}
 
 
 class SlotKVCache:
     """Per-layer padded K/V buffers shared by up to `max_slots` sequences (see module doc)."""
 
     def __init__(self, config: PretrainedConfig, max_slots: int) -> None:
-        if not full_attention_only(config):
-            raise ValueError("batched decoding supports models whose layers all use full "
-                             "attention; this one has sliding-window layers (decode it with "
-                             "the single-answer Engine)")
+        if not slot_cache_supports(config):
+            raise ValueError("batched decoding supports layers with full or sliding-window "
+                             "attention; this LM has others (decode it with the single-answer "
+                             "Engine)")
         if max_slots < 1:
             raise ValueError(f"max_slots must be >= 1, got {max_slots}")
         self.n_layers = config.get_text_config(decoder=True).num_hidden_layers
         self.max_slots = max_slots
+        self.window = sliding_window(config)
         self.lengths: list[int] = []  # cached tokens of each slot
         self.in_use: list[bool] = []
         self._k: list[torch.Tensor | None] = [None] * self.n_layers
@@ -95,18 +115,28 @@ class SlotKVCache:
         assert self.in_use[slot], f"slot {slot} is not in use"
         return Cache(layers=[_SlotLayer(self, i, slot) for i in range(self.n_layers)])
 
-    def step(self, advance: list[bool]) -> tuple[Cache, torch.Tensor | None, torch.Tensor]:
-        """A cache over rows 0..len(advance)-1 for one new token per row, the 4-D boolean
-        attention mask of that step (None when every row has the same length, as SDPA then
-        needs no mask), and the rows' write positions [rows]. Rows with `advance[i]` False
-        are dummies: written past their length, not advanced."""
+    def step(self, advance: list[bool]) -> tuple[Cache, Mask, torch.Tensor]:
+        """A cache over rows 0..len(advance)-1 for one new token per row, the attention mask
+        of that step and the rows' write positions [rows]. Rows with `advance[i]` False are
+        dummies: written past their length, not advanced.
+
+        The mask is a 4-D boolean [rows, 1, 1, L] (None when every row has the same length, as
+        SDPA then needs no mask); for an LM with sliding-window layers it is a mapping from
+        layer type to mask, the sliding one also hiding what lies `window` or more positions
+        behind each row's own (so a row sees what the single-answer cache would keep)."""
         rows = len(advance)
         assert rows == self.rows(), "a step covers every row in use"
         pos = torch.tensor(self.lengths, dtype=torch.long)
         kv_len = int(pos.max()) + 1
-        mask = None
-        if int(pos.min()) + 1 != kv_len:
-            mask = (torch.arange(kv_len)[None, :] <= pos[:, None])[:, None, None, :]
+        cols = torch.arange(kv_len)[None, :]
+        mask: Mask = None
+        if self.window is not None:
+            full = cols <= pos[:, None]
+            near = full & (cols > pos[:, None] - self.window)
+            mask = {"full_attention": full[:, None, None, :],
+                    "sliding_attention": near[:, None, None, :]}
+        elif int(pos.min()) + 1 != kv_len:
+            mask = (cols <= pos[:, None])[:, None, None, :]
         view = Cache(layers=[_StepLayer(self, i, pos, kv_len, advance)
                              for i in range(self.n_layers)])
         return view, mask, pos

@@ -78,7 +78,9 @@ class BatchDecoder:
             m.backbone.position_ids(ids[r:r + 1], None, int(pos[r]),
                                     by_row[r][0].state if r in by_row else {})
             for r in range(rows)], dim=-2)
-        if mask is not None:
+        if isinstance(mask, dict):
+            mask = {kind: m_.to(dev) for kind, m_ in mask.items()}
+        elif mask is not None:
             mask = mask.to(dev)
         logits, hidden = m.backbone.run(m.embed(ids, None), mask, positions, view, 1)
         for r, (session, t) in by_row.items():

@@ -289,16 +289,16 @@ class DecodeWorker:
         if self.batch < 2:
             return None
         from pixsearch.decode.batched import BatchConfig, BatchedEngine
-        from pixsearch.model.batched_cache import full_attention_only
+        from pixsearch.model.batched_cache import slot_cache_supports
         from pixsearch.model.pixsearch_model import PixSearchModel
 
         pred = self.predictor
         if not isinstance(getattr(pred, "model", None), PixSearchModel):
             log.info("the model has no batched KV cache: requests are decoded one at a time")
             return None
-        if not full_attention_only(pred.model.backbone.model.config):
-            log.info("the model's LM has sliding-window layers, which the batched KV cache "
-                     "does not hold: requests are decoded one at a time")
+        if not slot_cache_supports(pred.model.backbone.model.config):
+            log.info("the model's LM has attention layers the batched KV cache does not hold "
+                     "(neither full nor sliding-window): requests are decoded one at a time")
             return None
         return BatchedEngine(pred.model, pred.search_api, pred.decode_config,
                              BatchConfig(max_batch=self.batch))
