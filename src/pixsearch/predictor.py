@@ -40,6 +40,7 @@ from PIL import Image
 from pixsearch import paths
 from pixsearch.config import ConfigError, from_dict, merge, to_dict
 from pixsearch.decode.config import DecodeConfig
+from pixsearch.defaults import DEFAULT_MODEL
 from pixsearch.images import load_image
 from pixsearch.retrieval.api import SearchAPI
 from pixsearch.retrieval.evidence import EvidenceConfig
@@ -281,7 +282,7 @@ class Predictor:
         self._engine = Engine(model, search_api, cfg or DecodeConfig())
 
     @classmethod
-    def load(cls, model: str = "mini", index: str | None = None,
+    def load(cls, model: str = DEFAULT_MODEL, index: str | None = None,
              cfg: DecodeConfig | None = None, device: str | None = None,
              model_overrides: dict[str, Any] | None = None) -> Predictor:
         """Load a model spec and an index spec (see the module docstring): both are checked,

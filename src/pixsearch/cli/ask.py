@@ -30,6 +30,7 @@ from pixsearch.cli.options import (
     split_model_overrides,
 )
 from pixsearch.cli.show import print_answer, save_overlays
+from pixsearch.defaults import DEFAULT_MODEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", default=None,
                    help="knowledge-index dir or search-server URL "
                         "(default: the benchmark world's index if built)")
-    p.add_argument("--model", default="mini", help="preset name or checkpoint dir")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"preset name or checkpoint dir (default: {DEFAULT_MODEL})")
     add_device_flag(p)
     add_decode_flags(p, config_file=True)
     p.add_argument("--masks-out", type=Path, default=None, help="write mask overlays here")

@@ -16,6 +16,7 @@ from rich.console import Console
 from pixsearch import paths
 from pixsearch.cli.options import add_device_flag, check_model_overrides, split_model_overrides
 from pixsearch.cli.show import print_answer, save_overlays
+from pixsearch.defaults import DEFAULT_MODEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="benchmark world dir (default: $PIXSEARCH_HOME/world; built if missing)")
     p.add_argument("--scale", default="small", choices=("small", "full"),
                    help="scale of the world to build when it is missing")
-    p.add_argument("--model", default="mini", help="preset name or checkpoint dir")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"preset name or checkpoint dir (default: {DEFAULT_MODEL})")
     add_device_flag(p)
     p.add_argument("-n", type=int, default=4, help="questions to answer (half ego, half not)")
     p.add_argument("--split", default="test")

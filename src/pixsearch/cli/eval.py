@@ -27,6 +27,7 @@ from pixsearch.cli.options import (
 )
 from pixsearch.config import apply_overrides, from_dict, load, merge, to_dict
 from pixsearch.data.formats import FORMATS
+from pixsearch.defaults import DEFAULT_MODEL
 from pixsearch.eval.modes import MODES
 from pixsearch.eval.runner import EvalConfig, run_eval
 from pixsearch.types import MODALITIES
@@ -42,7 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="records format, or a published benchmark (docs/benchmarks.md)")
     p.add_argument("--images", help="image folder of a benchmark that names images by id "
                                     "(InfoSeek, OVEN, TextVQA, RefCOCO*)")
-    p.add_argument("--model", help="model preset or checkpoint folder (default mini)")
+    p.add_argument("--model", help=f"model preset or checkpoint folder (default {DEFAULT_MODEL})")
     p.add_argument("--index", help="knowledge-index folder or search-server URL "
                                    "(default: <world>/index)")
     add_decode_flags(p, ("--max-new-tokens", "--top-k", "--temperature"))

@@ -21,6 +21,7 @@ from pixsearch.cli.options import (
     default_index,
     split_model_overrides,
 )
+from pixsearch.defaults import DEFAULT_MODEL
 from pixsearch.serve.search_only import add_search_only_flags, search_only_app
 
 API_KEY_ENV = "PIXSEARCH_API_KEY"
@@ -28,7 +29,8 @@ API_KEY_ENV = "PIXSEARCH_API_KEY"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the model (HTTP API + web page) or a search index")
-    p.add_argument("--model", default="mini", help="preset name or checkpoint dir")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"preset name or checkpoint dir (default: {DEFAULT_MODEL})")
     add_device_flag(p)
     p.add_argument("--index", default=None, help="knowledge-index dir or search-server URL")
     p.add_argument("--search-only", action="store_true",

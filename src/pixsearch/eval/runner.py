@@ -24,6 +24,7 @@ from typing import Any
 
 from pixsearch.config import ConfigError, from_dict, save, to_dict
 from pixsearch.decode.config import DecodeConfig
+from pixsearch.defaults import DEFAULT_MODEL
 from pixsearch.eval.datasets import (
     BENCHMARK_FORMATS,
     BenchmarkConfig,
@@ -94,7 +95,7 @@ class EvalConfig:
     data: str = ""
     split: str = "test"
     format: str = "auto"
-    model: str = "mini"
+    model: str = DEFAULT_MODEL
     index: str | None = None
     mode: str = "full"
     decode: DecodeConfig = field(default_factory=DecodeConfig)
