@@ -48,12 +48,12 @@ CARDS = {
     "mini": dict(runs=_runs("mini", ""), command=(
         "pixsearch world build --scale full && pixsearch train --config configs/train/mini.yaml "
         "&& pixsearch train --recipe referent --config configs/train/mini_referent.yaml")),
-    "gemma-270m": dict(runs=_runs("gemma-270m", " --limit 150"), command=(
+    "gemma-270m": dict(runs=_runs("gemma-270m", ""), command=(
         "pixsearch world build --scale full && pixsearch train --config "
         "configs/train/gemma.yaml && pixsearch train --recipe referent --config "
         "configs/train/mini_referent.yaml model=$PIXSEARCH_HOME/models/gemma-270m "
-        "out=$PIXSEARCH_HOME/models/gemma-270m-referent "
-        "'referent.thresholds=[0.5,0.2,0.05,0.01,0.002]' selector_samples=1500 "
+        "out=$PIXSEARCH_HOME/models/gemma-270m-referent4k "
+        "'referent.thresholds=[0.5,0.2,0.05,0.01,0.002]' selector_samples=4000 "
         "val_samples=200")),
 }
 

@@ -2,7 +2,7 @@
 block, from a folder laid out like the repository (`src/` for the shipped sample scene) with
 the files the examples assume (`docs.jsonl`, `kb_images/`) and the default world index in
 place. The fast test swaps in the `tiny` model and a quick image embedder and says so; the
-slow one runs them exactly as written, with the shipped `mini`."""
+slow one runs them exactly as written, with the shipped default model."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _run_examples(capsys, fast: bool) -> None:
     commands, python = readme_examples()
     for argv in commands:
         if fast and argv[0] == "ask" and "--model" not in argv:
-            argv = [*argv, "--model", "tiny"]  # seconds instead of loading mini each time
+            argv = [*argv, "--model", "tiny"]  # seconds instead of loading the default each time
         if fast and argv[:2] == ["index", "build"]:
             argv = [*argv, "image_embedder=thumbnail-16x12"]  # no embedder training
         assert main(argv) == 0, argv
@@ -80,7 +80,7 @@ def _run_examples(capsys, fast: bool) -> None:
             assert out.strip(), argv
     code = python.replace("~/.cache/pixsearch/world/index", str(Path("home/world/index")))
     if fast:
-        code = code.replace('Predictor.load("mini"', 'Predictor.load("tiny"')
+        code = re.sub(r'Predictor\.load\("[^"]+"', 'Predictor.load("tiny"', code)
     exec(compile(code, "README.md (Use)", "exec"), {})
     assert capsys.readouterr().out.strip()  # it printed the answer and its trace
 

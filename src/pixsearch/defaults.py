@@ -6,4 +6,6 @@ trained model all start from `DEFAULT_MODEL` (a preset name whose trained weight
 parsers can show it without loading the library.
 """
 
-DEFAULT_MODEL = "mini"
+# the better answers (issue #12: truthfulness +28.0 vs `mini`'s +17.1 on the world's test split,
+# +29.1 vs +12.7 on entities never trained on); `mini` starts faster (no 1 GB base to read)
+DEFAULT_MODEL = "gemma-270m"

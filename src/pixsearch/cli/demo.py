@@ -1,8 +1,9 @@
 """`pixsearch demo`: the main job on the embedded default.
 
-Makes sure the benchmark world (scenes + knowledge index) and the trained `mini` model are
-there, then answers a few questions on egocentric and non-egocentric scenes of the world's
-test split: prints each answer with its searches, writes mask-overlay PNGs and the traces.
+Makes sure the benchmark world (scenes + knowledge index) and the trained default model
+(`pixsearch.defaults`) are there, then answers a few questions on egocentric and
+non-egocentric scenes of the world's test split: prints each answer with its searches, writes
+mask-overlay PNGs and the traces.
 """
 
 from __future__ import annotations
