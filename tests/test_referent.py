@@ -194,3 +194,25 @@ def test_with_referent_replaces_a_selector_the_base_already_has():
     for name, p in base.state_dict().items():
         if not name.startswith("referent."):
             assert torch.equal(p, model.state_dict()[name]), name
+
+
+def test_a_larger_referent_run_recomputes_only_what_it_adds(small_world, tmp_path):
+    """The samples of a seed are one permutation's prefix: 12 expressions reuse the cached 8."""
+    from pixsearch.model.checkpoint import save_checkpoint
+    from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
+
+    base_dir = save_checkpoint(build_model(get_preset("tiny")), tmp_path / "base")
+    cfg = ReferentTrainConfig(model=str(base_dir), world=str(small_world), num_threads=1,
+                              referent={"source": "components"}, cache=str(tmp_path / "cache"))
+    trainer = ReferentTrainer(cfg, load_checkpoint(base_dir))
+    small = trainer.expressions(trainer.train, 8, "train")
+    calls = []
+    trainer.model.register_forward_pre_hook(lambda _, args: calls.append(len(args[0])))
+    large = trainer.expressions(trainer.train, 12, "train")
+    assert len(large) == 12 and sum(calls) == 4  # one model pass over the 4 new samples
+    assert all(torch.equal(a["span"], b["span"]) for a, b in zip(small, large[:8]))
+    fresh = ReferentTrainer(ReferentTrainConfig(**{**cfg.__dict__, "cache": ""}),
+                            load_checkpoint(base_dir))
+    recomputed = fresh.expressions(fresh.train, 12, "train")
+    assert [e["image"] for e in recomputed] == [e["image"] for e in large]
+    assert all(torch.allclose(a["span"], b["span"], atol=1e-5) for a, b in zip(recomputed, large))

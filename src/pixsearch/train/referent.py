@@ -75,7 +75,7 @@ class ReferentTrainConfig:
         cache: folder where the frozen model's outputs per referring expression (span mask
             logits, span embedding, gold mask) are kept, keyed by the base weights, split,
             sample count and seed, so a rerun with other selector settings skips the model
-            passes; empty: no cache.
+            passes and a run with more samples computes only those it adds; empty: no cache.
         seed: seed of sampling and initialisation.
         num_threads: torch threads.
     """
@@ -284,6 +284,22 @@ class ReferentTrainer:
         key = f"{split}-{limit}-{self.cfg.seed}-{digest.hexdigest()[:12]}"
         return Path(self.cfg.cache) / f"expressions-{key}.pt"
 
+    def _cached_prefix(self, path: Path | None, limit: int) -> list[dict]:
+        """The longest cached run of the same split, seed and weights with fewer than `limit`
+        expressions: with one seed the samples are a prefix of the same permutation, so a
+        larger run recomputes only what it adds."""
+        if path is None:
+            return []
+        split, _, rest = path.stem.removeprefix("expressions-").partition("-")
+        suffix = rest.partition("-")[2]
+        sizes = [int(n) for f in path.parent.glob(f"expressions-{split}-*-{suffix}.pt")
+                 if (n := f.stem.split("-")[2]).isdigit() and int(n) < limit]
+        if not sizes:
+            return []
+        prefix = torch.load(path.parent / f"expressions-{split}-{max(sizes)}-{suffix}.pt")
+        # one output per sample is what makes the prefix line up with the samples
+        return prefix if len(prefix) == max(sizes) else []
+
     @torch.no_grad()
     def expressions(self, records, limit: int, split: str) -> list[dict]:
         """The frozen model's outputs per referring expression of `records` (at most `limit`,
@@ -292,9 +308,12 @@ class ReferentTrainer:
         if path is not None and path.exists():
             return torch.load(path)
         samples = [s for pool in build_pools(records).values() for s in pool if s.masks]
-        samples = [samples[i] for i in self.rng.permutation(len(samples))[:limit]]
-        out = []
-        for i in progress_bar(range(0, len(samples), 8), desc=f"{split} expressions"):
+        # a generator of its own: the samples depend on the seed alone, not on what drew
+        # from `self.rng` before (the proposer), so the cache key and its prefixes hold
+        order = np.random.default_rng(self.cfg.seed).permutation(len(samples))
+        samples = [samples[i] for i in order[:limit]]
+        out = self._cached_prefix(path, limit)
+        for i in progress_bar(range(len(out), len(samples), 8), desc=f"{split} expressions"):
             chunk = samples[i:i + 8]
             batch = make_batch(self.model, chunk, self.features)
             res = self.model(batch)
