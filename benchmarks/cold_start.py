@@ -12,7 +12,11 @@ command, and so does Python's bytecode cache — unless PYTHONDONTWRITEBYTECODE 
 sources were never compiled, which the benchmark points out (then every start compiles
 pixsearch's ~70 modules, ~0.1-0.2 s that an installed copy does not pay). The machine's load
 average is printed before and after: other jobs slow both numbers. Prints every run, then
-the best of each; the last line is `help_s=<x> ask_s=<y>` (best wall times).
+the best of each; the last line is `help_s=<x> ask_s=<y> floor_s=<z>` (best wall times).
+
+The floor is a bare interpreter importing torch and `transformers`' modelling base (which every
+preset's LM and SAM mask decoder classes build on), best of N: the part of a start that no
+setting of PixSearch's own moves, printed beside the start so the two can be compared.
 
 `--compile` writes pixsearch's bytecode next to its sources first (`compileall`, what `pip
 install` does for an installed copy; `__pycache__` is git-ignored), for machines where
@@ -100,6 +104,19 @@ def import_breakdown(argv: list[str], top: int = 12) -> list[tuple[str, float, i
     return rows
 
 
+# what any start of a model must import, before PixSearch runs a line of its own: torch, and the
+# `transformers` modelling base that every preset's LM and mask decoder classes build on
+FLOOR = {"python + torch": "import torch",
+         "python + torch + transformers": "import torch, transformers.modeling_utils"}
+
+
+def import_floor(n: int) -> dict[str, float]:
+    """Best-of-`n` wall seconds of a bare interpreter importing each of `FLOOR`: the part of
+    a cold `ask` that no setting of PixSearch's own can move."""
+    return {name: min(timed([sys.executable, "-c", code])[0] for _ in range(n))
+            for name, code in FLOOR.items()}
+
+
 def compile_pixsearch() -> Path:
     """Write the bytecode of the pixsearch package next to its sources; returns its folder."""
     import compileall
@@ -160,6 +177,9 @@ def main() -> None:
               f"{sum(r[1] for r in rows):.2f} s in {sum(r[2] for r in rows)} modules")
         for name, sec, n in rows:
             print(f"  {name:24s} {sec:6.2f} s  {n:5d} modules")
+    floor = import_floor(args.n)
+    for name, took in floor.items():
+        print(f"floor: {name:30s} {took:.2f} s")
     helps, asks = [], []
     for i in range(args.n):
         took, cpu, _ = timed([*cmd, "--help"])
@@ -177,7 +197,8 @@ def main() -> None:
           f"{best_ask[0]:.2f} s = start {best_ask[0] - best_ask[1]:.2f} s + answer "
           f"{best_ask[1]:.2f} s (cpu {min(c for *_, c in asks):.2f} s)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print(f"help_s={best_help[0]:.2f} ask_s={best_ask[0]:.2f}")
+    print(f"help_s={best_help[0]:.2f} ask_s={best_ask[0]:.2f} "
+          f"floor_s={max(floor.values()):.2f}")
 
 
 if __name__ == "__main__":
