@@ -13,11 +13,14 @@ feature cache, so a picture that several records ask about is encoded for each o
 batched engine encodes the images of requests that wait together in one call,
 `decode/image_batcher.py`; the mean images per call is in each row).
 
-Printed: one JSON row per (level, engine), the table, the image encoder's cost per image alone
+Printed: one JSON row per (level, engine), with the process's CPU seconds per answer and the
+share of the cores it kept busy, the table, the image encoder's cost per image alone
 and in a group of 4 (the part of an answer that batching shares least, which bounds the
 batched answers/s on a CPU), how many batched answers equal the one-at-a-time answers of the
 same records, the share of an answer's time at 1 client spent outside decoding (prompt and evidence
-prefill, masks, retrieval: what each answer pays itself, batched or not), and the goal check.
+prefill, masks, retrieval: what each answer pays itself, batched or not), the ratio's bound at
+the CPU an answer costs batched at 16 (cores ÷ CPU seconds per answer ÷ answers/s at 1 client:
+with the cores full, only a cheaper answer goes faster), and the goal check.
 Last line:
 `throughput_ratio_16=<answers/s batched at 16 ÷ answers/s one at a time at 1>`.
 `--no-images` asks the same questions without their pictures: no frozen encoder runs, which
@@ -111,17 +114,21 @@ def run_level(ask, questions: list, clients: int, total: int) -> dict:
                 unshared.append(unshared_seconds(ans.trace))
                 answers[i] = ans.text + "\x00" + ans.trace.display
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     lat = sorted(latencies)
     return {"clients": clients, "answers": len(lat), "seconds": round(wall, 2),
             "answers_per_s": len(lat) / wall, "p50_s": percentile(lat, 0.5),
             "p95_s": percentile(lat, 0.95),
+            # the process's CPU seconds (all threads) per answer, and the share of the
+            # machine's cores it kept busy: a level whose cores are full is compute-bound
+            "cpu_s_per_answer": round(cpu / max(1, len(lat)), 3),
+            "cores_busy": round(cpu / wall / (os.cpu_count() or 1), 2),
             "unshared_s": round(sum(unshared) / max(1, len(unshared)), 3), "_answers": answers}
 
 
@@ -214,12 +221,12 @@ def main(argv: list[str] | None = None) -> dict:
         queue.shutdown()
 
     print("\n| clients | engine | answers | answers/s | p50 s | p95 s | mean rows/step | "
-          "mean images/encoder call |")
-    print("|---|---|---|---|---|---|---|---|")
+          "mean images/encoder call | CPU s/answer | cores busy |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['clients']} | {r['engine']} | {r['answers']} | {r['answers_per_s']:.2f} | "
               f"{r['p50_s']:.2f} | {r['p95_s']:.2f} | {r['mean_batch_rows']} | "
-              f"{r['mean_encode_group']} |")
+              f"{r['mean_encode_group']} | {r['cpu_s_per_answer']} | {r['cores_busy']} |")
     by = {(r["clients"], r["engine"]): r for r in rows}
     if enc:
         print(f"\nimage encoder: {enc:.3f} s per image alone, {enc_group:.3f} s per image in a "
@@ -243,6 +250,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"outside decoding at 1 client: {share:.2f} of an answer "
               f"({base['unshared_s']:.2f} s of {per_answer:.2f} s)")
         result["unshared_share"] = share
+        # with every core busy, answers/s = cores ÷ CPU seconds per answer: the ratio can
+        # only grow as far as batching cuts the CPU an answer costs
+        cores = os.cpu_count() or 1
+        bound = cores / b16["cpu_s_per_answer"] / base["answers_per_s"]
+        print(f"CPU per answer: {base['cpu_s_per_answer']:.3f} s at 1 client, "
+              f"{b16['cpu_s_per_answer']:.3f} s batched at 16 (cores {b16['cores_busy']:.0%} "
+              f"busy): ratio ≤ {bound:.2f} at that CPU cost per answer")
+        result["ratio_bound_at_cpu"] = bound
         print(f"throughput_ratio_16={ratio:.2f}")
         result["throughput_ratio_16"] = ratio
     return result
