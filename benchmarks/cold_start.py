@@ -1,6 +1,6 @@
 """Cold starts of the `pixsearch` command, measured as whole processes (wall clock, best of N).
 
-    python benchmarks/cold_start.py [-n 3] [--model mini] [--index DIR] [--image PATH] [-q TEXT]
+    python benchmarks/cold_start.py [-n 3] [--model gemma-270m] [--index DIR] [--image PATH] [-q TEXT]
 
 `help`: `pixsearch --help` (parsing only: no torch, no model). `ask`: `pixsearch ask --json` on
 one scene (default: the first test scene of the world at `$PIXSEARCH_HOME/world`), a new
@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from pixsearch.defaults import DEFAULT_MODEL
 
 
 def pixsearch_command(script_ok: bool = True) -> list[str]:
@@ -143,7 +145,7 @@ def default_scene() -> tuple[str, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=3, help="runs of each command (best is kept)")
-    ap.add_argument("--model", default="mini")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="default: the default model")
     ap.add_argument("--index", default=None, help="default: the world's index")
     ap.add_argument("--image", default=None)
     ap.add_argument("-q", "--question", default=None)
