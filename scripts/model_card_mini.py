@@ -52,9 +52,9 @@ CARDS = {
         "pixsearch world build --scale full && pixsearch train --config "
         "configs/train/gemma.yaml && pixsearch train --recipe referent --config "
         "configs/train/mini_referent.yaml model=$PIXSEARCH_HOME/models/gemma-270m "
-        "out=$PIXSEARCH_HOME/models/gemma-270m-referent4k "
-        "'referent.thresholds=[0.5,0.2,0.05,0.01,0.002]' selector_samples=4000 "
-        "val_samples=200")),
+        "out=$PIXSEARCH_HOME/models/gemma-270m-referent8k "
+        "'referent.thresholds=[0.5,0.2,0.05,0.01,0.002]' selector_samples=8000 "
+        "val_samples=300")),
 }
 
 

@@ -5,6 +5,6 @@
 its own, with no imports, so the command-line parsers can show it without loading the library.
 """
 
-# the better answers (issue #12: truthfulness +28.0 vs `mini`'s +17.1 on the world's test split,
-# +29.1 vs +12.7 on entities never trained on); `mini` starts faster (no 1 GB base to read)
+# the better answers (issue #12: truthfulness +28.7 vs `mini`'s +17.1 on the world's test split,
+# +26.9 vs +12.7 on entities never trained on); `mini` starts faster (no 1 GB base to read)
 DEFAULT_MODEL = "gemma-270m"
