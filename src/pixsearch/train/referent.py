@@ -274,37 +274,36 @@ class ReferentTrainer:
             self.props[image] = self.model.proposer.propose(self.embeddings(image))
         return self.props[image]
 
-    def _cache_file(self, split: str, limit: int) -> Path | None:
+    def _cache_pattern(self, split: str) -> str | None:
+        """The cache file name of `split` with `{n}` for the sample count (None: no cache)."""
         if not self.cfg.cache:
             return None
         digest = hashlib.sha1()
         for name, p in sorted(self.model.state_dict().items()):
             if not name.startswith(("proposer.", "referent.")):
                 digest.update(p.detach().cpu().float().numpy().tobytes())
-        key = f"{split}-{limit}-{self.cfg.seed}-{digest.hexdigest()[:12]}"
-        return Path(self.cfg.cache) / f"expressions-{key}.pt"
+        return f"expressions-{split}-{{n}}-{self.cfg.seed}-{digest.hexdigest()[:12]}.pt"
 
-    def _cached_prefix(self, path: Path | None, limit: int) -> list[dict]:
+    def _cached_prefix(self, pattern: str, limit: int) -> list[dict]:
         """The longest cached run of the same split, seed and weights with fewer than `limit`
         expressions: with one seed the samples are a prefix of the same permutation, so a
         larger run recomputes only what it adds."""
-        if path is None:
+        folder = Path(self.cfg.cache)
+        counts = [n for f in folder.glob(pattern.format(n="*"))
+                  if (n := f.name.split("-")[2]).isdigit() and int(n) < limit]
+        if not counts:
             return []
-        split, _, rest = path.stem.removeprefix("expressions-").partition("-")
-        suffix = rest.partition("-")[2]
-        sizes = [int(n) for f in path.parent.glob(f"expressions-{split}-*-{suffix}.pt")
-                 if (n := f.stem.split("-")[2]).isdigit() and int(n) < limit]
-        if not sizes:
-            return []
-        prefix = torch.load(path.parent / f"expressions-{split}-{max(sizes)}-{suffix}.pt")
+        n = max(counts, key=int)
+        prefix = torch.load(folder / pattern.format(n=n))
         # one output per sample is what makes the prefix line up with the samples
-        return prefix if len(prefix) == max(sizes) else []
+        return prefix if len(prefix) == int(n) else []
 
     @torch.no_grad()
     def expressions(self, records, limit: int, split: str) -> list[dict]:
         """The frozen model's outputs per referring expression of `records` (at most `limit`,
         sampled): image, span mask logits [M, M] (fp16), span embedding, gold mask [M, M]."""
-        path = self._cache_file(split, limit)
+        pattern = self._cache_pattern(split)
+        path = Path(self.cfg.cache) / pattern.format(n=limit) if pattern else None
         if path is not None and path.exists():
             return torch.load(path)
         samples = [s for pool in build_pools(records).values() for s in pool if s.masks]
@@ -312,7 +311,7 @@ class ReferentTrainer:
         # from `self.rng` before (the proposer), so the cache key and its prefixes hold
         order = np.random.default_rng(self.cfg.seed).permutation(len(samples))
         samples = [samples[i] for i in order[:limit]]
-        out = self._cached_prefix(path, limit)
+        out = self._cached_prefix(pattern, limit) if pattern else []
         for i in progress_bar(range(len(out), len(samples), 8), desc=f"{split} expressions"):
             chunk = samples[i:i + 8]
             batch = make_batch(self.model, chunk, self.features)
