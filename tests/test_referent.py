@@ -129,6 +129,27 @@ def test_span_components_are_blobs_at_each_threshold():
     assert len(span_components(torch.full((m, m), -9.0), cfg)) == 0
 
 
+def test_split_components_add_each_of_two_touching_entities():
+    """Two overlapping flags at one probability are one component at every threshold; the
+    watershed split of its distance transform adds each flag as a candidate of its own."""
+    m = 48  # square flags: a long ridge of the distance map may seed more than one piece
+    a, b = _box(m, 4, 8, 22, 26), _box(m, 18, 20, 38, 40)
+    logits = torch.where(a | b, torch.tensor(4.0), torch.tensor(-8.0))
+    cfg = ReferentConfig(enabled=True, thresholds=[0.5, 0.05], min_area=0.0, nms_iou=0.7)
+    plain = span_components(logits, cfg)
+    assert len(plain) == 1 and torch.equal(plain.masks[0], a | b)
+    cfg.split_min_distance = 4
+    split = span_components(logits, cfg)
+    iou = mask_iou_matrix(split.masks, torch.stack([a, b, a | b]))
+    assert len(split) == 3 and (iou.amax(0) > 0.8).all()  # the pair, and each flag
+    for lg, mk in zip(split.logits, split.masks):
+        assert torch.equal(lg > 0, mk)
+    # a single flag has one distance peak: nothing to split
+    assert len(span_components(torch.where(b, 4.0, -8.0), cfg)) == 1
+    with pytest.raises(ValueError, match="split_min_distance"):
+        ReferentConfig(split_min_distance=-1)
+
+
 def test_tiny_model_with_component_referent_selects_a_component():
     torch.manual_seed(0)
     model = build_model(get_preset("tiny", {"referent": {"enabled": True,
@@ -194,6 +215,22 @@ def test_with_referent_replaces_a_selector_the_base_already_has():
     for name, p in base.state_dict().items():
         if not name.startswith("referent."):
             assert torch.equal(p, model.state_dict()[name]), name
+
+
+def test_with_referent_warm_start_keeps_the_selector_the_base_has():
+    from pixsearch.train.referent import with_referent
+
+    torch.manual_seed(0)
+    base = build_model(get_preset("tiny", {"referent": {"enabled": True, "dim": 16,
+                                                        "heads": 2}})).eval()
+    model = with_referent(base, {"split_min_distance": 6}, warm_start=True)
+    assert model.cfg.referent.split_min_distance == 6
+    for name, p in base.state_dict().items():
+        assert torch.equal(p, model.state_dict()[name]), name
+    with pytest.raises(ValueError, match="warm_start"):
+        with_referent(build_model(get_preset("tiny")), {}, warm_start=True)
+    with pytest.raises(ValueError, match="cannot change"):
+        with_referent(base, {"dim": 32}, warm_start=True)
 
 
 def test_a_larger_referent_run_recomputes_only_what_it_adds(small_world, tmp_path):

@@ -188,6 +188,13 @@ class ReferentConfig:
         score_threshold: proposals whose predicted IoU is below this are dropped ("points").
         nms_iou: a proposal overlapping a better one by more than this IoU is dropped.
         max_candidates: proposals kept per image (best predicted IoU first).
+        split_min_distance: 0: components are proposals as they are. Otherwise each component
+            ("components") is also split along the watershed of its distance transform, one
+            piece per distance peak at least this many mask pixels from another, and the
+            pieces join the proposals: touching or overlapping entities the span mask covers
+            at one probability form one component that no threshold separates.
+        split_min_depth: a distance peak nearer than this many mask pixels to the component's
+            edge seeds no piece (thin parts are not entities of their own).
         dim, layers, heads: width, encoder layers and heads of the selector.
         dropout: dropout of the selector while it trains (a few thousand expressions).
     """
@@ -201,6 +208,8 @@ class ReferentConfig:
     score_threshold: float = 0.5
     nms_iou: float = 0.5
     max_candidates: int = 12
+    split_min_distance: int = 0
+    split_min_depth: float = 4.0
     dim: int = 128
     layers: int = 2
     heads: int = 4
@@ -210,6 +219,9 @@ class ReferentConfig:
         if self.source not in ("components", "points"):
             raise ValueError(f"referent.source must be 'components' or 'points', "
                              f"got {self.source!r}")
+        if self.split_min_distance < 0:
+            raise ValueError("referent.split_min_distance must be ≥ 0 (0: no split), "
+                             f"got {self.split_min_distance}")
 
 
 @dataclass

@@ -5,7 +5,10 @@ Two sources (`ReferentConfig.source`):
 **Components** of the span-conditioned mask. Its probabilities are high on the entity it
 chose and lower, but not zero, on the others it hesitated between; the connected components
 of the map at a few thresholds are the candidates (one per entity, or a merged blob, at each
-granularity), de-duplicated by non-maximum suppression. No network of its own.
+granularity), de-duplicated by non-maximum suppression. No network of its own. Entities
+that touch or overlap are covered at one probability and form a single component at every
+threshold; with `split_min_distance` each component is also cut along the watershed of its
+distance transform, one piece per interior peak, so the single entities are candidates too.
 
 **Points.** SAM's automatic mask generation, made affordable on a CPU: instead of a dense grid of point
 prompts (one decoder pass each: a 12 × 12 grid costs seconds), a small convolutional head
@@ -79,26 +82,63 @@ def _shift(logits: torch.Tensor, threshold: float) -> torch.Tensor:
     return logits - math.log(threshold / (1 - threshold))
 
 
+def watershed_pieces(mask: np.ndarray, min_distance: int, min_depth: float) -> list[np.ndarray]:
+    """The pieces of a boolean mask [H, W] along the watershed of its distance transform: one
+    per distance peak (≥ `min_distance` px from another, ≥ `min_depth` px from the edge).
+    None when there is a single peak: the mask is then one entity already."""
+    from scipy import ndimage
+    try:
+        from skimage.feature import peak_local_max
+        from skimage.segmentation import watershed
+    except ImportError as e:
+        raise ImportError("splitting proposals (referent.split_min_distance > 0) needs "
+                          "scikit-image: pip install 'pixsearch[model]'") from e
+    # padded: a component touching the image border still has an edge there
+    edt = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    peaks = peak_local_max(edt, min_distance=min_distance, labels=mask.astype(np.int32),
+                           exclude_border=False, threshold_abs=min_depth)
+    if len(peaks) < 2:
+        return []
+    markers = np.zeros(mask.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    ws = watershed(-edt, markers, mask=mask)
+    return [ws == i for i in range(1, len(peaks) + 1)]
+
+
+def _component_masks(prob: torch.Tensor, threshold: float, cfg: ReferentConfig
+                     ) -> list[torch.Tensor]:
+    """The connected components of `prob` [M, M] above `threshold` (and, with
+    `cfg.split_min_distance`, their watershed pieces), none smaller than `cfg.min_area`."""
+    from scipy import ndimage
+
+    m = prob.shape[-1]
+    labels, n = ndimage.label((prob > threshold).cpu().numpy(), structure=np.ones((3, 3), bool))
+    out = []
+    for c, box in enumerate(ndimage.find_objects(labels), start=1):
+        comp = labels == c
+        parts = [comp]
+        if cfg.split_min_distance:
+            # the watershed runs on the component's box only: the rest of the map is empty
+            for piece in watershed_pieces(comp[box], cfg.split_min_distance,
+                                          cfg.split_min_depth):
+                full = np.zeros_like(comp)
+                full[box] = piece
+                parts.append(full)
+        out += [torch.from_numpy(p).to(prob.device) for p in parts
+                if p.sum() >= cfg.min_area * m * m]
+    return out
+
+
 def span_components(logits: torch.Tensor, cfg: ReferentConfig) -> Proposals:
     """Proposals from the span-conditioned mask logits [M, M] (see module doc): each
     component's logits are the map's, shifted so that its own threshold is 0 inside it, and
     strongly negative outside; its score is its mean probability."""
-    from scipy import ndimage
-
     m = logits.shape[-1]
     lg = logits.float()
     prob = torch.sigmoid(lg)
     out_lg, out_masks, out_sc = [], [], []
-    eight = np.ones((3, 3), dtype=bool)
     for th in cfg.thresholds:
-        labels, n = ndimage.label((prob > th).cpu().numpy(), structure=eight)
-        if not n:
-            continue
-        labels_t = torch.from_numpy(labels).to(lg.device)
-        for c in range(1, n + 1):
-            comp = labels_t == c
-            if int(comp.sum()) < cfg.min_area * m * m:
-                continue
+        for comp in _component_masks(prob, th, cfg):
             out_masks.append(comp)
             out_sc.append(prob[comp].mean())
             out_lg.append(torch.where(comp, _shift(lg, th).clamp_min(1e-3),

@@ -72,6 +72,9 @@ class ReferentTrainConfig:
         selector_batch: expressions per selector step.
         selector_lr: AdamW learning rate of the selector.
         selector_weight_decay: AdamW weight decay of the selector.
+        warm_start: start the selector from the base model's (it must have one) instead of
+            fresh: to adapt a trained selector to other proposals (`referent.split_*`) on
+            fewer expressions, or, with `selector_epochs: 0`, to measure it on them.
         cache: folder where the frozen model's outputs per referring expression (span mask
             logits, span embedding, gold mask) are kept, keyed by the base weights, split,
             sample count and seed, so a rerun with other selector settings skips the model
@@ -94,22 +97,31 @@ class ReferentTrainConfig:
     selector_batch: int = 64
     selector_lr: float = 1e-3
     selector_weight_decay: float = 0.01
+    warm_start: bool = False
     cache: str = ""
     seed: int = 0
     num_threads: int = 2
 
 
-def with_referent(base: PixSearchModel, overrides: dict) -> PixSearchModel:
+def with_referent(base: PixSearchModel, overrides: dict, warm_start: bool = False
+                  ) -> PixSearchModel:
     """`base` rebuilt with referent selection enabled: its weights, plus a proposer whose
-    decoder starts from `base`'s mask decoder and a fresh selector (a selector or proposer
-    `base` already has is left out: the shipped `mini` has one)."""
+    decoder starts from `base`'s mask decoder and a selector, fresh or (`warm_start`)
+    `base`'s own (otherwise a selector or proposer `base` already has is left out: the
+    shipped `mini` has one)."""
+    if warm_start and base.referent is None:
+        raise ValueError(f"warm_start needs a base model with a selector; {base.cfg.name!r} "
+                         "has none (train one first: warm_start=false)")
+    if warm_start and any(k in overrides for k in ("dim", "layers", "heads")):
+        raise ValueError("warm_start keeps the base model's selector, so referent.dim, "
+                         "layers and heads cannot change (or set warm_start=false)")
     cfg = copy.deepcopy(base.cfg)
     cfg.referent = ReferentConfig(**{**asdict(cfg.referent), **overrides, "enabled": True})
     model = build_model(cfg, tokenizer=base.tokenizer)
-    state = {k: v for k, v in base.state_dict().items()
-             if not k.startswith(("proposer.", "referent."))}
+    fresh = ("proposer.",) if warm_start else ("proposer.", "referent.")
+    state = {k: v for k, v in base.state_dict().items() if not k.startswith(fresh)}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith(("proposer.", "referent.")) for k in missing)
+    assert not unexpected and all(k.startswith(fresh) for k in missing)
     if model.proposer is None:  # proposals are the span mask's components
         return model
     # the proposer shares the image grid's positional basis: never take the prompt encoder's
@@ -190,7 +202,7 @@ class ReferentTrainer:
         self.rng = np.random.default_rng(cfg.seed)
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.num_threads)
-        self.model = with_referent(base, cfg.referent).eval()
+        self.model = with_referent(base, cfg.referent, cfg.warm_start).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         world = Path(cfg.world)
