@@ -112,7 +112,7 @@ def _component_masks(prob: torch.Tensor, threshold: float, cfg: ReferentConfig
     from scipy import ndimage
 
     m = prob.shape[-1]
-    labels, n = ndimage.label((prob > threshold).cpu().numpy(), structure=np.ones((3, 3), bool))
+    labels, _ = ndimage.label((prob > threshold).cpu().numpy(), structure=np.ones((3, 3), bool))
     out = []
     for c, box in enumerate(ndimage.find_objects(labels), start=1):
         comp = labels == c
