@@ -54,7 +54,13 @@ CARDS = {
         "configs/train/mini_referent.yaml model=$PIXSEARCH_HOME/models/gemma-270m "
         "out=$PIXSEARCH_HOME/models/gemma-270m-referent8k "
         "'referent.thresholds=[0.5,0.2,0.05,0.01,0.002]' selector_samples=8000 "
-        "val_samples=300")),
+        "val_samples=300, then its weights continued on a world that looks: "
+        "pixsearch world build --scale full --out $PIXSEARCH_HOME/world-look "
+        "evidence.perception=true && pixsearch train --config configs/train/gemma_look.yaml"),
+        data=DATA + ". The first run (`configs/train/gemma.yaml`, 53.9 min) and the referent "
+        "selection (below; measured on the span embeddings before the last stage) used it as "
+        "is; the last stage (the table) used the same scenes and questions with gold "
+        "trajectories that look (`$PIXSEARCH_HOME/world-look`, `evidence.perception=true`)"),
 }
 
 
@@ -66,7 +72,8 @@ def main(name: str = "mini", weights: Path | None = None) -> Path:
                      f"../../../../docs/results/{name}/{run}/report.md")
              for run, command in CARDS[name]["runs"].items()]
     path = write_model_card(weights, model, evals, command=CARDS[name]["command"],
-                            hardware=HARDWARE, data=DATA, usage_path=name)
+                            hardware=HARDWARE, data=CARDS[name].get("data", DATA),
+                            usage_path=name)
     print(f"wrote {path}")
     return path
 

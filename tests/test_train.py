@@ -231,3 +231,19 @@ def test_run_with_renamed_trajectories(world, tmp_path, capsys):
     assert "renamed the entities of" in printed.out + printed.err
     steps, _ = _steps(out)
     assert len(steps) == 3 and all(math.isfinite(r["loss/total"]) for r in steps)
+
+
+def test_first_stage_of_a_continued_run_stays_near_its_checkpoint(world, tmp_path, capsys):
+    # kl_teacher in the first stage keeps span embeddings near the `init_from` checkpoint
+    # (configs/train/gemma_look.yaml); a fresh run has nothing to stay near and is refused
+    base = tmp_path / "base"
+    assert _train(world, base) == 0
+    out = tmp_path / "continued"
+    one = ["stages=[{name: look, steps: 2, lr: 1.0e-3, warmup: 0, batch_size: 2,"
+           " mixture: {stage1: 1, stage2: 1}, kl_teacher: true}]"]
+    assert _train(world, out, f"init_from={base / 'final'}", *one) == 0
+    steps, _ = _steps(out)
+    assert len(steps) == 2 and all("loss/kl" in r and math.isfinite(r["loss/kl"]) for r in steps)
+    capsys.readouterr()
+    assert _train(world, tmp_path / "fresh", *one) == 2
+    assert "kl_teacher needs a previous stage or init_from" in capsys.readouterr().err

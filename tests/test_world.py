@@ -199,7 +199,8 @@ def test_trajectories_are_typed_turns(world):
 def test_world_records_its_evidence_budget(world):
     from pixsearch.train.data import world_evidence
 
-    assert world["meta"]["config"]["evidence"] == {"top_k": 3, "max_words": 70}
+    assert world["meta"]["config"]["evidence"] == {"top_k": 3, "max_words": 70,
+                                                   "perception": False}
     assert world_evidence(world["out"]) == world["cfg"].evidence
     assert "cut each `<information>` block to 70 words" in (world["out"] / "card.md").read_text()
 
@@ -289,3 +290,34 @@ def test_training_scenes_draw_from_more_backgrounds(world):
     test = {compose_scene("test", s, pools, countries, cfg)[0].background_name
             for s in range(40)}
     assert train & extra and not test & extra
+
+
+def test_a_world_that_looks_writes_what_each_region_shows(tmp_path):
+    """With `evidence.perception`, every region search's evidence opens with the perception
+    line of its gold mask, and questions about colours, counts and positions search the
+    region of the flag they name; the line holds their answer."""
+    from pixsearch.retrieval.evidence import EvidenceConfig
+    from pixsearch.world.build import build_world
+
+    cfg = WorldConfig.preset("small").replace(evidence=EvidenceConfig(perception=True))
+    by_split = build_world(tmp_path, cfg, progress=False)
+    records = [r for recs in by_split.values() for r in recs]
+    looks = [r for r in records if r.question_type in ("attribute", "counting", "spatial")]
+    assert looks and all(r.search_types == ["region"] and not r.needs_search for r in looks)
+    seen = re.compile(r"\[0\] Seen: mostly ([a-z ]+?)(?:, then [a-z ]+)?; (\d+) like it in the "
+                      r"image, (\d+) left of it\.")
+    agree = {"attribute": [], "counting": [], "spatial": []}
+    for r in records:
+        for payload, info in INFO.findall(r.trajectory):
+            line = seen.match(info)
+            assert (line is not None) == (payload == "<region>"), info
+            if r.question_type in agree:
+                colour, total, left = line.groups()
+                got = {"attribute": colour, "counting": total, "spatial": left}
+                agree[r.question_type].append(got[r.question_type] == r.answer)
+        tail = r.trajectory.rsplit("</information>", 1)[-1]
+        assert r.answer in tail, (r.trajectory, r.answer)
+    # counts come from the same masks as the answers; colours are the model's colour names
+    # of the gold mask, which can differ from the flag's design colour on a lit photograph
+    assert all(agree["counting"]) and all(agree["spatial"])
+    assert np.mean(agree["attribute"]) >= 0.75

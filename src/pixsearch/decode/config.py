@@ -86,9 +86,9 @@ class DecodeConfig:
     def evidence(self, model: EvidenceConfig) -> EvidenceConfig:
         """The evidence budget to decode with: `model`'s (the one it was trained with), with
         `top_k` / `evidence_max_words` replacing its fields where they are set."""
-        return EvidenceConfig(model.top_k if self.top_k is None else self.top_k,
-                              model.max_words if self.evidence_max_words is None
-                              else self.evidence_max_words)
+        return replace(model, top_k=model.top_k if self.top_k is None else self.top_k,
+                       max_words=model.max_words if self.evidence_max_words is None
+                       else self.evidence_max_words)
 
     def abstention(self, model: AbstentionConfig) -> AbstentionConfig:
         """The abstention policy to decode with: `model`'s calibrated one, switched on or off by

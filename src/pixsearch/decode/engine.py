@@ -56,6 +56,7 @@ from pixsearch.decode.state import Payload, SearchStateMachine, TransitionKind
 from pixsearch.decode.text import DisplayText
 from pixsearch.masks import largest_component, mask_box, mask_to_rle
 from pixsearch.model.interface import DecodeSession, SearchLM
+from pixsearch.perception import region_view
 from pixsearch.retrieval.api import SearchAPI, SearchError, check_hits
 from pixsearch.retrieval.evidence import EvidenceConfig
 from pixsearch.types import Answer, Hit, Query, SearchStep, Trace
@@ -154,7 +155,7 @@ class Engine:
             return
         step.hits = hits
         yield HitsEvent(step.index, step.hits)
-        evidence = run.evidence.format(step.hits)
+        evidence = run.evidence.format(step.hits, run.seen(query))
         step.evidence = evidence.text
         yield EvidenceEvent(step.index, evidence)
 
@@ -293,6 +294,16 @@ class _AnswerRun:
         self.trace.lm_logprobs = []  # confidence is about what is written after the evidence
         return logits
 
+    def seen(self, query: Query) -> str | None:
+        """The perception line of a region query (`pixsearch/perception.py`) when the model
+        was trained with one; the instances are the session's, if it can tell them."""
+        if not self.evidence.perception or query.modality != "region" or query.image is None:
+            return None
+        instances = getattr(self.session, "instances", None)
+        rgb = np.asarray(query.image.convert("RGB"), dtype=np.float32) / 255.0
+        return region_view(np.asarray(query.mask, dtype=bool), rgb,
+                           instances() if instances is not None else None).text()
+
     def payload_search(self, payload: Payload, search, logits):
         """Run the search a closed payload asks for (or record why not)."""
         step = self.new_step(payload)
@@ -342,10 +353,4 @@ class _AnswerRun:
             if self.trace.p_correct < policy.threshold:
                 self.trace.raw_answer, self.trace.abstained = answer, True
                 return policy.message
-        return answer
-        self.trace.p_correct = policy.p_correct(confidence_features(self.trace))
-        self.trace.abstain_threshold = policy.threshold if policy.enabled else None
-        if policy.enabled and self.trace.p_correct < policy.threshold:
-            self.trace.raw_answer, self.trace.abstained = answer, True
-            return policy.message
         return answer

@@ -33,7 +33,10 @@ class DecodeSession(Protocol):
         """Boolean HxW mask, in the original image's size, of the entity the text so far is
         talking about (called right after the model wrote `<region>`). A session may also
         set a float attribute `mask_score` (confidence in that mask, in [0, 1]); the engine
-        records it in the search step for the abstention policy."""
+        records it in the search step for the abstention policy. A session may also have
+        `instances() -> list[np.ndarray]`: boolean HxW masks of every entity of the kind the
+        last region mask was about, which the perception line counts
+        (`EvidenceConfig.perception`); without it the line names the colours only."""
         ...
 
 

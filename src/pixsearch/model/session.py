@@ -18,6 +18,7 @@ from PIL import Image
 from pixsearch.model.kv_cache import new_decode_cache
 from pixsearch.model.proposals import Proposals, span_components
 from pixsearch.model.span_tagger import pool_span
+from pixsearch.perception import instance_masks
 from pixsearch.render import Rendered
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class PixSearchSession:
         # confidence in the last region mask: the selector's probability of its referent, or
         # without referent selection the mean probability inside the mask
         self.mask_score: float | None = None
+        self.span_logits: torch.Tensor | None = None  # [M, M] of the last region search
 
     @classmethod
     def open(cls, model: PixSearchModel, prompt: Rendered, image: Image.Image | None,
@@ -115,6 +117,7 @@ class PixSearchSession:
         span = self.model.region_span(window)
         span_emb = pool_span(window, span)[None]
         logits, _ = self.model.decode_masks(self.mask_emb, span_emb)
+        self.span_logits = logits[0, 0]
         chosen, prob = logits, None
         if self.model.referent is not None:
             chosen, prob = self.model.select_region(self.mask_emb, span_emb, logits, self.rgb,
@@ -128,6 +131,20 @@ class PixSearchSession:
         if self.proposals is None:  # once per image: every region search shares them
             self.proposals = self.model.proposer.propose(self.mask_emb)
         return self.proposals
+
+    @torch.no_grad()
+    def instances(self) -> list[np.ndarray] | None:
+        """Boolean HxW masks (original image size) of the entities of the kind the last
+        region search was about: the instances of its span-conditioned mask
+        (`pixsearch.perception.instance_masks`); None before any region search."""
+        if self.span_logits is None:
+            return None
+        pieces = instance_masks(torch.sigmoid(self.span_logits.float()).cpu().numpy())
+        if not pieces:
+            return []
+        stack = torch.from_numpy(np.stack(pieces)).float() * 2 - 1  # inside > 0 > outside
+        up = self.model.mask_decoder.frame(*self.image_size).to_original(stack)
+        return list((up > 0).numpy())
 
     def region_mask(self) -> np.ndarray:
         """Boolean HxW mask (original image size) of the entity being talked about."""

@@ -30,18 +30,29 @@ class EvidenceConfig:
         top_k: hits retrieved per search.
         max_words: word budget of one `<information>` block (whitespace words of the
             formatted evidence, numbering included; the last line is cut to fit).
+        perception: a region search's evidence opens with a line of what its mask shows
+            (`pixsearch/perception.py`: colours, instances in the image and left of it),
+            outside the word budget of the hits. Gold trajectories and decoding write it
+            with the same function, so a model trained with it is served it.
     """
 
     top_k: int = 3
     max_words: int = 70
+    perception: bool = False
 
     def __post_init__(self) -> None:
         if self.top_k < 1 or self.max_words < 1:
             raise ValueError(f"top_k and max_words must be >= 1, got {self}")
 
-    def format(self, hits: Sequence[Hit]) -> Evidence:
-        """`hits` formatted under this budget (`format_evidence`)."""
-        return format_evidence(hits, self.max_words)
+    def format(self, hits: Sequence[Hit], seen: str | None = None) -> Evidence:
+        """`hits` formatted under this budget (`format_evidence`), after the perception line
+        `seen` of a region search when this budget has `perception` on."""
+        evidence = format_evidence(hits, self.max_words)
+        if not (self.perception and seen):
+            return evidence
+        return Evidence(text=f"{seen}\n{evidence.text}" if evidence.text else seen,
+                        hits=evidence.hits, n_tokens=evidence.n_tokens + len(seen.split()),
+                        truncated=evidence.truncated)
 
 
 def whitespace_tokens(text: str) -> int:

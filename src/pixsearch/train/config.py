@@ -40,8 +40,9 @@ class StageConfig:
             questions without search) and "stage2" (search-interleaved trajectories).
         batch_size: samples per micro-batch (per process).
         grad_accum: micro-batches per optimiser step.
-        kl_teacher: keep span embeddings near the previous stage's model (the L_KL term);
-            costs a second forward pass per step.
+        kl_teacher: keep span embeddings near the previous stage's model, or for the first
+            stage, the `init_from` checkpoint (the L_KL term); costs a second forward pass
+            per step.
         max_minutes: wall-clock budget of the stage; it ends early (logged) when spent, so a
             run on a slow or shared machine still finishes in time (0 = no budget).
     """

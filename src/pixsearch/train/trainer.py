@@ -359,12 +359,18 @@ class Trainer:
         return bool(stage.max_minutes) and time.perf_counter() - started > 60 * stage.max_minutes
 
     def _teacher(self, stage: StageConfig, progress: Progress) -> PixSearchModel | None:
-        """The frozen previous-stage model whose span embeddings L_KL keeps close."""
+        """The frozen model whose span embeddings L_KL keeps close: the previous stage's, or
+        for the first stage of a run that continues a checkpoint, that checkpoint (heads
+        trained on its span embeddings, like a referent selector, keep working)."""
         if not (stage.kl_teacher and self.cfg.loss.kl > 0):
             return None
-        if progress.stage == 0:
-            raise ValueError(f"stage {stage.name}: kl_teacher needs a previous stage")
-        prev = self.out / f"stage-{self.cfg.stages[progress.stage - 1].name}"
+        if progress.stage > 0:
+            prev = self.out / f"stage-{self.cfg.stages[progress.stage - 1].name}"
+        elif self.cfg.init_from:
+            prev = resolve_path(self.cfg.init_from)
+        else:
+            raise ValueError(f"stage {stage.name}: kl_teacher needs a previous stage or "
+                             "init_from (a checkpoint to stay near)")
         teacher = load_checkpoint(prev, device=self.acc.device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)

@@ -35,7 +35,7 @@ from pixsearch.world.card import write_card, write_contact_sheet
 from pixsearch.world.config import WorldConfig
 from pixsearch.world.countries import Country, load_countries
 from pixsearch.world.knowledge import write_kb
-from pixsearch.world.questions import QA, SceneView, make_questions
+from pixsearch.world.questions import QA, SceneView, Search, make_questions
 from pixsearch.world.refexp import referring_expressions
 from pixsearch.world.scenes import (
     BACKGROUNDS,
@@ -126,7 +126,7 @@ def scene_wording(split: str, s: int, cfg: WorldConfig) -> Wording:
 
 
 def _view(scene: Scene, countries: dict[str, Country], kb: set[str],
-          rng: np.random.Generator, wording: Wording) -> SceneView:
+          rng: np.random.Generator, wording: Wording, look: bool = False) -> SceneView:
     codes = [e.code for e in scene.entities]
     colours = {c: countries[c].colours for c in codes}
     if scene.ego:
@@ -140,13 +140,13 @@ def _view(scene: Scene, countries: dict[str, Country], kb: set[str],
         alls = [[]]
         refexps = ["this flag" if scene.entities[0].kind == "flag" else "this outline"]
     return SceneView(codes, refexps, [c in kb for c in codes], scene.ego,
-                     scene.entities[0].kind, countries, kb, scene.entities, alls, wording)
+                     scene.entities[0].kind, countries, kb, scene.entities, alls, wording, look)
 
 
 def _record(qa: QA, rid: str, image: str, split: str, scene: Scene, view: SceneView,
             countries: dict[str, Country], writer: TrajectoryWriter, cache: dict) -> Record:
     masks = [e.mask for e in scene.entities]
-    if qa.needs_search:
+    if any(isinstance(p, Search) for p in qa.parts):
         traj = writer.write(qa, scene.image, masks, view.codes, cache)
         text, types, searches, spans = traj.text, traj.search_types, traj.searches, traj.region_spans
     else:
@@ -175,7 +175,8 @@ def build_split(split: str, out: Path, pools: Pools, countries: dict[str, Countr
         scene.image.save(out / image, quality=cfg.scene.jpeg_quality)
         # Searches run on the saved JPEG, so anyone can rerun them from the files alone.
         scene.image = Image.open(out / image).convert("RGB")
-        view = _view(scene, countries, kb, rng, scene_wording(split, s, cfg))
+        view = _view(scene, countries, kb, rng, scene_wording(split, s, cfg),
+                     cfg.evidence.perception)
         cache: dict = {}
         for q, qa in enumerate(make_questions(view, cfg.questions_per_scene, rng)):
             records.append(_record(qa, f"{split}-{s:05d}-{q}", image, split, scene, view,

@@ -91,7 +91,11 @@ def card_text(by_split: dict[str, list[Record]], cfg: WorldConfig, pools) -> str
          "(`paraphrase=false`)."), "",
         f"Gold trajectories retrieve {cfg.evidence.top_k} hits per search and cut each "
         f"`<information>` block to {cfg.evidence.max_words} words (`evidence` in world.json; "
-        "models trained on this world decode with the same budget).", "",
+        "models trained on this world decode with the same budget)."
+        + (" Each region search's evidence opens with what its gold mask shows (colours, "
+           "flags in the image and left of it: `evidence.perception`), and colour, counting "
+           "and spatial questions search the region of a flag before they answer."
+           if cfg.evidence.perception else ""), "",
         f"Entities: {len(pools.kb)} countries in the knowledge base, {len(pools.absent)} left "
         f"out of it (answer: \"I don't know\"); {len(pools.unseen)} entities appear only in "
         "test_unseen scenes.", "",

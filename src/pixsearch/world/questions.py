@@ -70,6 +70,9 @@ class SceneView:
     scene_entities: list = field(default_factory=list)  # SceneEntity, for spatial questions
     all_refexps: list[list[str]] = field(default_factory=list)  # every refexp per entity
     wording: Wording = field(default_factory=Wording)  # canonical unless given an RNG
+    # questions about what the image shows look first: a region search on the entity, whose
+    # evidence opens with what its mask shows (`EvidenceConfig.perception`)
+    look: bool = False
 
 
 def _cap(s: str) -> str:
@@ -199,15 +202,22 @@ def q_attribute(v: SceneView, t: int, rng) -> QA | None:
             return None
         what = refs[rng.integers(len(refs))]
     q = v.wording.question("attribute", what=what)
-    return QA(q, colour, "attribute", False, t, [f"{_cap(what)} is mostly {colour}."], [colour])
+    if v.look:
+        parts: list[Part] = [Ref(_cap(what)), Search("region", t), f" is mostly {colour}."]
+    else:
+        parts = [f"{_cap(what)} is mostly {colour}."]
+    return QA(q, colour, "attribute", False, t, parts, [colour])
 
 
 def q_counting(v: SceneView, t: int, rng) -> QA | None:
     if not v.ego:
         return None
     n = len(v.codes)
-    return QA(v.wording.question("counting"), str(n), "counting", False, None,
-              [f"There are {n} flags in the picture."], [str(n)])
+    says = f"There are {n} flags in the picture."
+    # looking at any one flag shows how many are like it
+    parts: list[Part] = ([Ref(_cap(v.refexps[t])), Search("region", t), " is one of them. " + says]
+                         if v.look and v.refexps[t] else [says])
+    return QA(v.wording.question("counting"), str(n), "counting", False, None, parts, [str(n)])
 
 
 def q_spatial(v: SceneView, t: int, rng) -> QA | None:
@@ -219,9 +229,12 @@ def q_spatial(v: SceneView, t: int, rng) -> QA | None:
     if k is None or not refs:
         return None
     ref = refs[rng.integers(len(refs))]
-    return QA(v.wording.question("spatial", ref=ref), str(k), "spatial", False, t,
-              [f"There {'is' if k == 1 else 'are'} {k} flag{'' if k == 1 else 's'} to the "
-               f"left of {ref}."], [str(k)])
+    says = (f"There {'is' if k == 1 else 'are'} {k} flag{'' if k == 1 else 's'} to the "
+            f"left of {ref}.")
+    parts: list[Part] = ([Ref(_cap(ref)), Search("region", t), " " + says] if v.look
+                         else [says])
+    return QA(v.wording.question("spatial", ref=ref), str(k), "spatial", False, t, parts,
+              [str(k)])
 
 
 GENERATORS: dict[str, Callable] = {

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from pixsearch.perception import region_view
 from pixsearch.retrieval.evidence import EvidenceConfig
 from pixsearch.turns import Information, Part, SearchCall, Text, region_spans, to_display
 from pixsearch.types import Hit, Query
@@ -90,6 +91,7 @@ class TrajectoryWriter:
         traj = Trajectory()
         parts: list[Part] = traj.parts
         pending: int | None = None  # index of the refexp the next region search is about
+        rgb = np.asarray(image, dtype=np.float32) / 255.0 if self.evidence.perception else None
         for part in qa.parts:
             if isinstance(part, Ref):
                 if _writes(parts):
@@ -102,8 +104,10 @@ class TrajectoryWriter:
                     parts.append(Text(" "))
                 if part.type == "text":
                     assert part.query, "a text search needs its query"
+                seen = (region_view(masks[part.entity], rgb, masks).text()
+                        if rgb is not None and part.type == "region" else None)
                 parts += [SearchCall(part.type, part.query if part.type == "text" else ""),
-                          Information(self.evidence.format(hits).text)]
+                          Information(self.evidence.format(hits, seen).text)]
                 expect = part.expect or (codes[part.entity] if part.entity is not None else None)
                 traj.search_types.append(part.type)
                 traj.searches.append({
