@@ -35,9 +35,10 @@ from pixsearch.model.referent import COLOUR_NAMES, colour_shares
 SECOND_COLOUR = 0.2  # a second colour is named when it covers at least this share
 MAX_SIDE = 256  # masks and images are strided down to about this size before counting pixels
 # Instances from a span-conditioned probability map: its components above INSTANCE_P, each
-# cut along its watershed (peaks SPLIT_DISTANCE apart), pieces below MIN_AREA of the map
-# dropped. Chosen on 300 val expressions of gemma-270m (the count is right for 0.50 of them,
-# 0.38 with the components alone): docs/results/gemma-270m/README.md, "Perception".
+# cut along its watershed (peaks SPLIT_DISTANCE apart; 0 = not cut), pieces below MIN_AREA of
+# the map dropped. Chosen on 300 val expressions of gemma-270m, where the count is then right
+# for half of them and for 0.38-0.43 with the components alone
+# (docs/results/gemma-270m/instance_count.py).
 INSTANCE_P, SPLIT_DISTANCE, MIN_AREA = 0.5, 10, 60 / 256 ** 2
 
 
@@ -69,21 +70,23 @@ class RegionView:
         return f"[0] Seen: {seen}."
 
 
-def instance_masks(prob: np.ndarray) -> list[np.ndarray]:
-    """The instances of a span-conditioned probability map [M, M]: boolean masks [M, M]."""
+def instance_masks(prob: np.ndarray, p: float = INSTANCE_P, split_distance: int = SPLIT_DISTANCE,
+                   min_area: float = MIN_AREA) -> list[np.ndarray]:
+    """The instances of a span-conditioned probability map [M, M]: boolean masks [M, M]
+    (`min_area` is a share of the map)."""
     from scipy import ndimage
 
     from pixsearch.model.proposals import watershed_pieces
 
-    labels, n = ndimage.label(prob > INSTANCE_P, structure=np.ones((3, 3), bool))
-    min_area = MIN_AREA * prob.size
+    labels, n = ndimage.label(prob > p, structure=np.ones((3, 3), bool))
+    least = min_area * prob.size
     out: list[np.ndarray] = []
     for i in range(1, n + 1):
         comp = labels == i
-        if comp.sum() < min_area:
+        if comp.sum() < least:
             continue
-        pieces = [p for p in watershed_pieces(comp, SPLIT_DISTANCE, 4.0) if p.sum() >= min_area]
-        out += pieces or [comp]
+        pieces = (watershed_pieces(comp, split_distance, 4.0) if split_distance > 0 else [])
+        out += [x for x in pieces if x.sum() >= least] or [comp]
     return out
 
 
