@@ -11,6 +11,8 @@ string (`turns.to_display`) is the record's trajectory:
 
 It also records each search's modality, target entity and query, whether the expected
 document came back, and the character span of the referring expression of each region search.
+With `evidence.perception`, a region search's evidence opens with what the entity's gold mask
+shows (`pixsearch/perception.py`), the line the engine writes from the model's own mask.
 """
 
 from __future__ import annotations
