@@ -56,7 +56,11 @@ CARDS = {
         "'referent.thresholds=[0.5,0.2,0.05,0.01,0.002]' selector_samples=8000 "
         "val_samples=300, then its weights continued on a world that looks: "
         "pixsearch world build --scale full --out $PIXSEARCH_HOME/world-look "
-        "evidence.perception=true && pixsearch train --config configs/train/gemma_look.yaml"),
+        "evidence.perception=true && pixsearch train --config configs/train/gemma_look.yaml, "
+        "then its selector fine-tuned on the result: pixsearch train --recipe referent "
+        "--config configs/train/mini_referent.yaml model=$PIXSEARCH_HOME/models/gemma-270m-look "
+        "'referent.thresholds=[0.5,0.2,0.05,0.01,0.002]' warm_start=true selector_samples=2000 "
+        "val_samples=300 selector_lr=5e-4"),
         data=DATA + ". The first run (`configs/train/gemma.yaml`, 53.9 min) and the referent "
         "selection (below; measured on the span embeddings before the last stage) used it as "
         "is; the last stage (the table) used the same scenes and questions with gold "
