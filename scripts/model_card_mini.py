@@ -22,23 +22,33 @@ WORLD = "~/.cache/pixsearch/world"
 DATA = (f"the standard full benchmark world (`pixsearch world build --scale full`, seed 0, into "
         f"`{WORLD}`; 1,800 training scenes, paraphrased questions): its `train` split for "
         "training, `val` for validation")
+VAL900 = "~/.cache/pixsearch/world-val900"  # 300 val scenes (900 records), same KB and index
 HARDWARE = "the project's 2-core CPU development machine (no GPU)"
 
 
-def _eval(model: str, split: str, out: str, extra: str = "") -> str:
-    return (f"pixsearch eval run --data {WORLD} --split {split} --model {model} --mode full "
+def _eval(model: str, split: str, out: str, extra: str = "", world: str = WORLD) -> str:
+    return (f"pixsearch eval run --data {world} --split {split} --model {model} --mode full "
             f"--max-new-tokens 64 --workers 2{extra} --out {out}")
 
 
-def _runs(model: str, val_limit: str) -> dict[str, str]:
-    """Run folder → the commands that made it (docs/results/MODEL/README.md)."""
-    return {
-        "val_full": _eval(model, "val", f"docs/results/{model}/val_full", val_limit)
-        + f" decode.abstain=false && pixsearch eval calibrate --run docs/results/{model}/val_full "
-          f"--model src/pixsearch/weights/{model}",
-        "test_full": _eval(model, "test", "runs/test_full"),
-        "test_unseen_full": _eval(model, "test_unseen", "runs/test_unseen_full"),
-    }
+def _calibrate(model: str, run: str) -> str:
+    return (f" decode.abstain=false && pixsearch eval calibrate --run docs/results/{model}/{run} "
+            f"--model src/pixsearch/weights/{model}")
+
+
+def _runs(model: str, val_limit: str, val900: bool = False) -> dict[str, str]:
+    """Run folder → the commands that made it (docs/results/MODEL/README.md). With `val900`
+    the policy was calibrated on the 900-record val world (VAL900), not on the 300 of val."""
+    val = _eval(model, "val", f"docs/results/{model}/val_full", val_limit)
+    runs = {"val_full": val + (" decode.abstain=false" if val900 else _calibrate(model, "val_full"))}
+    if val900:
+        runs["val900_full"] = (f"pixsearch world build --scale full --out {VAL900} scenes.val=300 "
+                               "reuse_index=true && "
+                               + _eval(model, "val", f"docs/results/{model}/val900_full",
+                                       world=VAL900) + _calibrate(model, "val900_full"))
+    runs["test_full"] = _eval(model, "test", "runs/test_full")
+    runs["test_unseen_full"] = _eval(model, "test_unseen", "runs/test_unseen_full")
+    return runs
 
 
 # per shipped model: its eval runs and its training commands (the configs' headers and the
@@ -48,7 +58,7 @@ CARDS = {
     "mini": dict(runs=_runs("mini", ""), command=(
         "pixsearch world build --scale full && pixsearch train --config configs/train/mini.yaml "
         "&& pixsearch train --recipe referent --config configs/train/mini_referent.yaml")),
-    "gemma-270m": dict(runs=_runs("gemma-270m", ""), command=(
+    "gemma-270m": dict(runs=_runs("gemma-270m", "", val900=True), command=(
         "pixsearch world build --scale full && pixsearch train --config "
         "configs/train/gemma.yaml && pixsearch train --recipe referent --config "
         "configs/train/mini_referent.yaml model=$PIXSEARCH_HOME/models/gemma-270m "
