@@ -263,14 +263,15 @@ class DecodeWorker:
                     return
                 if isinstance(event, DoneEvent):
                     done = True
+                    # counted before the client gets its answer, so /api/health never lags it
+                    self.stats["answered"] += 1
+                    elapsed = time.monotonic() - t0
+                    self._avg_answer_s = 0.8 * self._avg_answer_s + 0.2 * elapsed
                     job.put("done", event_to_dict(event))
                 elif job.stream:
                     job.put("event", event_to_dict(event))
             if not done:
                 raise RuntimeError("the answer ended without a done event")
-            self.stats["answered"] += 1
-            elapsed = time.monotonic() - t0
-            self._avg_answer_s = 0.8 * self._avg_answer_s + 0.2 * elapsed
         except Exception as e:  # noqa: BLE001 — any fault ends the stream with an error event
             log.exception("answer failed")
             self.stats["failed"] += 1
