@@ -147,6 +147,24 @@ def test_trainer_runs_the_gemma_twin(world, tmp_path, capsys):  # noqa: F811
     assert model.cfg.name == "gemma-tiny"
 
 
+def test_concurrent_first_loads_share_one_cache_folder(gemma_base, tmp_path, monkeypatch):
+    """`eval run --workers N` on a fresh machine: every worker makes the same vocabulary-cut
+    cache at once; all must load it (one of them used to fail renaming onto the winner's)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import AutoTokenizer
+
+    from pixsearch.model.causal_lm import load_cut_lm
+
+    monkeypatch.setenv("PIXSEARCH_HOME", str(tmp_path))
+    tok = AutoTokenizer.from_pretrained(gemma_base)
+    with ThreadPoolExecutor(4) as pool:
+        lms = list(pool.map(lambda _: load_cut_lm(str(gemma_base), tok, torch.float32), range(4)))
+    assert all(lm.get_input_embeddings().weight.shape[0] == len(tok) for lm in lms)
+    made = [p.name for p in (tmp_path / "cache" / "lm_cut").iterdir()]
+    assert len(made) == 1 and "partial" not in made[0]  # the losers' copies are gone
+
+
 def test_missing_gguf_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such GGUF file"):
         resolve_pretrained(str(tmp_path / "absent.gguf"))

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +68,29 @@ def _converted(gguf: Path, name: str) -> Path:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                  dtype=torch.float32)
     model.hf_quantizer = None  # the weights are de-quantised floats now
-    tmp = out.with_name(out.name + ".partial")
+    tmp = _partial(out)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    tmp.rename(out)  # a folder with config.json is complete
+    _publish(tmp, out)
     return out
+
+
+def _partial(out: Path) -> Path:
+    """A new scratch folder beside `out`, of this caller alone: the workers of `eval run
+    --workers N` all make the same cache folder at once on a fresh machine."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f"{out.name}.partial-"))
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Rename the finished `tmp` to `out` (a folder with config.json is complete); when
+    another process published it first, keep theirs and drop this copy."""
+    try:
+        tmp.rename(out)
+    except OSError:
+        if not (out / "config.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_lm_tokenizer(spec: str) -> Any:
@@ -97,9 +117,9 @@ def load_cut_lm(spec: str, tokenizer: Any, dtype: torch.dtype) -> nn.Module:
     lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     select_rows(lm, base_ids(tokenizer, load_lm_tokenizer(spec).get_vocab()))
     lm.hf_quantizer = None  # a base converted from GGUF keeps its tag; its weights are floats
-    tmp = out.with_name(out.name + ".partial")
+    tmp = _partial(out)
     lm.save_pretrained(tmp)
-    tmp.rename(out)  # a folder with config.json is complete
+    _publish(tmp, out)
     return lm
 
 

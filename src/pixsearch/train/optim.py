@@ -1,5 +1,6 @@
 """The optimiser side of a training stage: which parameters a stage trains, their AdamW
-groups, the learning-rate schedule and gradient clipping (used by `train/trainer.py`)."""
+groups, the learning-rate schedule, gradient clipping and one micro-batch's step (used by
+`train/trainer.py` and `benchmarks/paper_scale_gpu.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 
 from pixsearch.model.build import set_trainable
 from pixsearch.model.pixsearch_model import PixSearchModel
-from pixsearch.train.config import StageConfig
+from pixsearch.train.config import StageConfig, TrainConfig
+from pixsearch.train.losses import pixsearch_loss
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float,
@@ -69,3 +71,27 @@ def stage_parameters(model: PixSearchModel, stage: StageConfig) -> list[list[tor
         if params:
             out.append(params)
     return out
+
+
+def micro_step(acc: Any, wrapped: Any, opt: torch.optim.Optimizer,
+               groups: list[list[torch.nn.Parameter]], batch: Any, cfg: TrainConfig,
+               teacher: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """One micro-batch under `acc.accumulate`: forward, the paper's loss (against the frozen
+    `teacher`'s span embeddings when given), backward; clip and step the optimiser when the
+    accumulation is complete. Returns the loss and its terms."""
+    with acc.accumulate(wrapped):
+        out = wrapped(batch)
+        t_emb = None
+        if teacher is not None:
+            with torch.no_grad():
+                t_emb = teacher(batch).span_embeddings
+        total, parts = pixsearch_loss(out, batch, cfg.loss, t_emb)
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"non-finite loss {parts}; lower the learning rate or "
+                                     "check the data")
+        acc.backward(total)
+        if acc.sync_gradients:
+            clip_gradients(groups, cfg.clip_norm, cfg.clip_scope, acc.clip_grad_norm_)
+        opt.step()
+        opt.zero_grad()
+    return total, parts

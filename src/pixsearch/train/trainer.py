@@ -49,9 +49,8 @@ from pixsearch.train.data import (
 )
 from pixsearch.train.features import FeatureCache
 from pixsearch.train.loader import BatchLoader
-from pixsearch.train.losses import pixsearch_loss
 from pixsearch.train.mixture import MixtureSampler
-from pixsearch.train.optim import adamw_groups, clip_gradients, lr_factor, stage_parameters
+from pixsearch.train.optim import adamw_groups, lr_factor, micro_step, stage_parameters
 from pixsearch.train.precision import (
     keep_master_weights,
     mixed_precision,
@@ -383,22 +382,10 @@ class Trainer:
         for _ in range(stage.grad_accum):
             batch = loader.next()
             n_tok += int(batch.attention_mask.sum())
-            with acc.accumulate(wrapped):
-                out = wrapped(batch)
-                t_emb = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_emb = teacher(batch).span_embeddings
-                total, parts = pixsearch_loss(out, batch, self.cfg.loss, t_emb)
-                if not torch.isfinite(total):
-                    raise FloatingPointError(f"non-finite loss {parts} in stage {stage.name}; "
-                                             "lower the learning rate or check the data")
-                acc.backward(total)
-                if acc.sync_gradients:
-                    clip_gradients(groups, self.cfg.clip_norm, self.cfg.clip_scope,
-                                   acc.clip_grad_norm_)
-                opt.step()
-                opt.zero_grad()
+            try:
+                total, parts = micro_step(acc, wrapped, opt, groups, batch, self.cfg, teacher)
+            except FloatingPointError as e:
+                raise FloatingPointError(f"stage {stage.name}: {e}") from e
             for k, v in {"total": float(total.detach()), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v / stage.grad_accum
         return sums, n_tok
