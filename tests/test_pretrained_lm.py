@@ -147,22 +147,28 @@ def test_trainer_runs_the_gemma_twin(world, tmp_path, capsys):  # noqa: F811
     assert model.cfg.name == "gemma-tiny"
 
 
-def test_concurrent_first_loads_share_one_cache_folder(gemma_base, tmp_path, monkeypatch):
-    """`eval run --workers N` on a fresh machine: every worker makes the same vocabulary-cut
-    cache at once; all must load it (one of them used to fail renaming onto the winner's)."""
-    from concurrent.futures import ThreadPoolExecutor
+def test_a_cache_folder_made_twice_at_once_keeps_the_first(tmp_path):
+    """`eval run --workers N` on a fresh machine: every worker process converts the Gemma base
+    (and cuts its vocabulary) into the same cache folder at once. Each writes its own scratch
+    folder; the first to finish publishes it, the others keep it and drop theirs (one of them
+    used to fail renaming onto the winner's folder). Threads cannot stand in for the worker
+    processes: `from_pretrained` toggles process-wide initialisation flags."""
+    from pixsearch.model.causal_lm import _partial, _publish
 
-    from transformers import AutoTokenizer
-
-    from pixsearch.model.causal_lm import load_cut_lm
-
-    monkeypatch.setenv("PIXSEARCH_HOME", str(tmp_path))
-    tok = AutoTokenizer.from_pretrained(gemma_base)
-    with ThreadPoolExecutor(4) as pool:
-        lms = list(pool.map(lambda _: load_cut_lm(str(gemma_base), tok, torch.float32), range(4)))
-    assert all(lm.get_input_embeddings().weight.shape[0] == len(tok) for lm in lms)
-    made = [p.name for p in (tmp_path / "cache" / "lm_cut").iterdir()]
-    assert len(made) == 1 and "partial" not in made[0]  # the losers' copies are gone
+    out = tmp_path / "hub" / "gemma3-270m"
+    first, second = _partial(out), _partial(out)
+    assert first != second and first.parent == second.parent == out.parent
+    for folder, text in ((first, "first"), (second, "second")):
+        (folder / "config.json").write_text(text)
+    _publish(first, out)
+    _publish(second, out)  # the loser of the race
+    assert (out / "config.json").read_text() == "first"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["gemma3-270m"]
+    third = _partial(out)  # an incomplete folder where `out` should be is still an error
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x").write_text("")
+    with pytest.raises(OSError):
+        _publish(third, tmp_path / "other")
 
 
 def test_missing_gguf_file_is_a_clear_error(tmp_path):
