@@ -76,7 +76,6 @@ import json
 import platform
 import resource
 import statistics
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -94,6 +93,7 @@ from pixsearch.model.pixsearch_model import PixSearchModel
 from pixsearch.model.presets import get_preset
 from pixsearch.model.session import PixSearchSession
 from pixsearch.model.tokenizer import train_tokenizer
+from pixsearch.provenance import collect
 from pixsearch.train.config import StageConfig, TrainConfig
 from pixsearch.train.optim import adamw_groups, micro_step, stage_parameters
 from pixsearch.train.precision import keep_master_weights, mixed_precision
@@ -307,9 +307,11 @@ def _count(n: int) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
+    prov = report["provenance"]
     lines = [f"# Paper-scale presets, random weights — {report['device']}", "",
-             f"torch {report['torch']}, transformers {report['transformers']}, "
-             f"dtype {report['dtype']}; `{report['command']}`", "",
+             f"torch {prov['packages'].get('torch')}, transformers "
+             f"{prov['packages'].get('transformers')}, dtype {report['dtype']}; "
+             f"`{' '.join(prov['command'])}`", "",
              "| model | params | trainable (of which embedding matrices) | build s | "
              "memory after build GiB (CPU: peak RSS) | prompt tokens | prefill s | decode tok/s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -356,23 +358,13 @@ def write(report: dict[str, Any], out: Path) -> str:
 
 
 def environment(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    import accelerate
-    import huggingface_hub
-    import peft
-    import tokenizers
-    import transformers
-
+    """The device and settings of this run, and its provenance (versions, machine, command)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     total = (torch.cuda.get_device_properties(device).total_memory / GIB
              if device.type == "cuda" else None)
     return {"device": f"{device.type}: {name or platform.machine()}", "device_memory_gib": total,
-            "torch": torch.__version__, "cuda": torch.version.cuda,
-            "transformers": transformers.__version__, "peft": peft.__version__,
-            "accelerate": accelerate.__version__, "huggingface_hub": huggingface_hub.__version__,
-            "tokenizers": tokenizers.__version__, "transformers_path": transformers.__file__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "dtype": args.dtype, "tiny": args.tiny,
-            "command": " ".join(["python", *sys.argv]), "models": {}}
+            "cuda": torch.version.cuda, "dtype": args.dtype, "tiny": args.tiny,
+            "provenance": collect("benchmark"), "models": {}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
