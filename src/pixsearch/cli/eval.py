@@ -9,12 +9,14 @@
         refcoco+|refcocog|ade20k|coco-stuff --data FILE|DIR [--images DIR] ...  (docs/benchmarks.md)
     pixsearch eval report RUN_DIR... --out DIR
     pixsearch eval sweep --data ... --model ... --out DIR   (modes, budgets, query types)
-    pixsearch eval calibrate --run VAL_RUN_DIR [--model CHECKPOINT_DIR | --dry-run]
+    pixsearch eval calibrate --run VAL_RUN_DIR [--run VAL_RUN_DIR ...] [--model CHECKPOINT_DIR | --dry-run]
+    pixsearch eval apply-policy --run RUN_DIR|SWEEP_DIR --model CHECKPOINT_DIR --out DIR
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from pixsearch.config import apply_overrides, from_dict, load, merge, to_dict
 from pixsearch.data.formats import FORMATS
 from pixsearch.defaults import DEFAULT_MODEL
 from pixsearch.eval.modes import MODES
-from pixsearch.eval.runner import EvalConfig, run_eval
+from pixsearch.eval.runner import EvalConfig, load_config, run_eval
 from pixsearch.types import MODALITIES
 
 SWEEP_BUDGETS = (0, 1, 2, 3, 4, None)
@@ -85,13 +87,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=sweep)
     c = esub.add_parser("calibrate", help="fit the abstention policy on a validation run and "
                                           "save it with the model")
-    c.add_argument("--run", required=True, type=Path, help="run folder of `eval run` on val")
+    c.add_argument("--run", required=True, type=Path, action="append",
+                   help="run folder of `eval run` on val; repeat it to pool runs of the same "
+                        "model in several modes into one fit (calibration.json goes to the first)")
     c.add_argument("--model", type=Path, default=None,
                    help="checkpoint folder to write the policy into (default: the checkpoint "
                         "the run used)")
     c.add_argument("--l2", type=float, default=1.0, help="L2 strength of the logistic fit")
     c.add_argument("--dry-run", action="store_true", help="fit and report; write no model")
     c.set_defaults(func=calibrate)
+    a = esub.add_parser("apply-policy", help="re-decide a finished run's (or sweep's) "
+                                             "abstentions with a checkpoint's policy, no decoding")
+    a.add_argument("--run", required=True, type=Path, help="run folder or sweep folder")
+    a.add_argument("--model", required=True, type=Path,
+                   help="checkpoint folder whose abstention policy decides (same weights)")
+    a.add_argument("--out", required=True, type=Path, help="folder of the replayed run(s)")
+    a.set_defaults(func=apply_policy)
 
 
 _FLAGS = ("data", "split", "format", "images", "model", "index", "limit", "workers", "batch",
@@ -177,8 +188,6 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 def calibrate(args: argparse.Namespace) -> int:
-    import json
-
     from pixsearch.eval.abstention import calibrate_run, write_policy
     from pixsearch.eval.plots import plot_risk_coverage, run_caption
     from pixsearch.predictor import model_path
@@ -186,10 +195,12 @@ def calibrate(args: argparse.Namespace) -> int:
     policy, curve, cfg = calibrate_run(args.run, args.l2)
     at = min(curve, key=lambda p: abs(p["threshold"] - policy.threshold))
     never = next(p for p in curve if p["threshold"] == 0.0)
-    (args.run / "calibration.json").write_text(json.dumps(
+    first = args.run[0]
+    (first / "calibration.json").write_text(json.dumps(
         {"policy": to_dict(policy), "curve": curve}, indent=2))
-    plot_risk_coverage(curve, args.run / "risk_coverage_calibration.png", policy.threshold,
-                       run_caption(cfg, args.run.name) + " (in-sample calibration)")
+    names = " + ".join(r.name for r in args.run)
+    plot_risk_coverage(curve, first / "risk_coverage_calibration.png", policy.threshold,
+                       run_caption(cfg, names) + " (in-sample calibration)")
     print(f"threshold {policy.threshold:.3f} on {policy.fitted_on}: truthfulness "
           f"{100 * never['truthfulness']:.1f}% → {100 * at['truthfulness']:.1f}%, coverage "
           f"{100 * at['coverage']:.1f}% (in-sample; measure it on test)")
@@ -197,4 +208,13 @@ def calibrate(args: argparse.Namespace) -> int:
         return 0
     target = args.model or model_path(cfg["model"])
     print(f"policy written to {write_policy(target, policy)}")
+    return 0
+
+
+def apply_policy(args: argparse.Namespace) -> int:
+    from pixsearch.eval.policy_replay import replay
+
+    for out in replay(args.run, args.model, args.out):
+        scores = json.loads((out / "scores.json").read_text())
+        print(_summary(load_config(out), scores))
     return 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,11 +152,8 @@ def run_curve(records: Sequence[Mapping[str, Any]], predictions: Mapping[str, Ma
             "abstained": len(raw), "n": len(outs)}
 
 
-def calibrate_run(run_dir: str | Path, l2: float = 1.0
-                  ) -> tuple[AbstentionConfig, list[dict[str, float]], dict[str, Any]]:
-    """Calibrate on a finished run folder (`pixsearch eval run` on a validation split).
-
-    Returns the policy, its in-sample risk–coverage curve, and the run's config. Refuses a
+def run_outcomes(run_dir: str | Path) -> tuple[list[Outcome], Any]:
+    """The outcomes of a finished run on a validation split, and its `EvalConfig`. Refuses a
     run on a test split: the threshold must be chosen where it is not measured."""
     from pixsearch.eval.crag import score_crag
     from pixsearch.eval.runner import load_config, load_eval_records, make_judges, read_predictions
@@ -167,16 +164,39 @@ def calibrate_run(run_dir: str | Path, l2: float = 1.0
     if "test" in split.lower():
         raise ValueError(f"{run_dir} is a run on split {split!r}: calibrate on a validation "
                          "run (e.g. --split val), so the test figures measure the policy")
-    records = load_eval_records(cfg)
     predictions = read_predictions(run_dir / "predictions.jsonl")
-    records = [r for r in records if str(r["id"]) in predictions]
+    records = [r for r in load_eval_records(cfg) if str(r["id"]) in predictions]
     judge, _ = make_judges(cfg)
     answers = {k: p["answer"] for k, p in predictions.items()}
     turns = score_crag(records, answers, judge, ("all",)).turns
-    policy, curve = calibrate(outcomes(records, predictions, turns),
-                              fitted_on=f"{run_dir} (split {split}, {len(records)} records)",
-                              l2=l2)
-    return policy, curve, to_dict(cfg)
+    return outcomes(records, predictions, turns), cfg
+
+
+def calibrate_run(run_dirs: str | Path | Sequence[str | Path], l2: float = 1.0
+                  ) -> tuple[AbstentionConfig, list[dict[str, float]], dict[str, Any]]:
+    """Calibrate on one or more finished runs (`pixsearch eval run` on a validation split).
+
+    Several runs pool their answers into one fit and one threshold: runs of the same model
+    in other modes (`--mode whole_image`) show the policy routes that its own full-mode answers
+    rarely take, and the policy is applied in every mode. Returns the policy, its in-sample
+    risk–coverage curve, and the first run's config."""
+    dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    if not dirs:
+        raise ValueError("calibration needs at least one run folder")
+    pooled: list[Outcome] = []
+    parts, configs = [], []
+    for i, d in enumerate(dirs):
+        outs, cfg = run_outcomes(d)
+        # the same record answered in two modes is two answers: keep both, told apart
+        pooled += [replace(o, id=f"{i}:{o.id}") for o in outs]
+        parts.append(f"{d} (split {cfg.split}, mode {cfg.mode}, {len(outs)} records)")
+        configs.append(cfg)
+    models = {c.model for c in configs}
+    if len(models) > 1:
+        raise ValueError(f"the runs were answered by different models ({sorted(models)}); "
+                         "a policy is fitted for one model's answers")
+    policy, curve = calibrate(pooled, fitted_on="; ".join(parts), l2=l2)
+    return policy, curve, to_dict(configs[0])
 
 
 def write_policy(checkpoint: str | Path, policy: AbstentionConfig) -> Path:

@@ -1,0 +1,149 @@
+"""Re-deciding a finished run's abstentions with another policy, without decoding again.
+
+The abstention policy acts after decoding: the engine finishes the answer, scores the trace's
+confidence features (`pixsearch/abstention.py`) and replaces the answer by "I don't know." below
+the threshold, keeping the model's words in `trace.raw_answer`. So a run's predictions already
+hold everything a new policy needs, and replaying them gives exactly the answers a fresh run of
+the same weights would give with that policy. `pixsearch eval apply-policy --run RUN --model
+CKPT --out OUT` writes such a run (its predictions, scores, report and figures): a recalibrated
+policy is measured on test in seconds instead of the hours of decoding again, and a sweep
+folder is replayed run by run. Answers the engine gave up on (`trace.failure`) stay abstentions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pixsearch.abstention import AbstentionConfig, confidence_features
+from pixsearch.config import save, to_dict
+from pixsearch.types import Trace
+
+WEIGHTS = "model.safetensors"
+
+
+def redecide(trace: dict[str, Any], answer: str, policy: AbstentionConfig
+             ) -> tuple[dict[str, Any], str]:
+    """One turn's (trace, answer) as the engine would have returned them under `policy`."""
+    tr = Trace.from_dict(trace)
+    if tr.failure is not None:  # no answer to keep: the engine's message stands
+        return trace, answer
+    words = tr.raw_answer if tr.abstained else answer
+    assert words is not None, "an abstained trace keeps the model's words"
+    tr.abstained, tr.raw_answer, tr.abstain_threshold = False, None, None
+    tr.p_correct = policy.p_correct(confidence_features(tr)) if policy.weights else None
+    if policy.weights and policy.enabled:
+        tr.abstain_threshold = policy.threshold
+        if tr.p_correct < policy.threshold:
+            tr.raw_answer, tr.abstained = words, True
+            return tr.to_dict(), policy.message
+    return tr.to_dict(), words
+
+
+def redecide_line(line: dict[str, Any], policy: AbstentionConfig) -> dict[str, Any]:
+    """A prediction line (every turn of it) re-decided under `policy`."""
+    out = dict(line)
+    out["trace"], out["answer"] = redecide(line["trace"], line["answer"], policy)
+    if "turn_answers" in line:
+        answers = [out["answer"]]
+        traces = []
+        for tr, ans in zip(line["turn_traces"], line["turn_answers"][1:]):
+            t, a = redecide(tr, ans, policy)
+            traces.append(t)
+            answers.append(a)
+        out["turn_answers"], out["turn_traces"] = answers, traces
+    return out
+
+
+def same_tensors(a: Path, b: Path) -> bool:
+    """Whether two safetensors files hold the same tensors (their bytes may still differ: the
+    header's order is not fixed). Compared one tensor at a time, so memory stays small."""
+    import torch
+    from safetensors import safe_open
+
+    if a.read_bytes() == b.read_bytes():
+        return True
+    with safe_open(str(a), "pt") as fa, safe_open(str(b), "pt") as fb:
+        if set(fa.keys()) != set(fb.keys()):
+            return False
+        return all(torch.equal(fa.get_tensor(k), fb.get_tensor(k)) for k in fa.keys())
+
+
+def check_same_weights(run_model: str, checkpoint: Path) -> None:
+    """Refuse a policy fitted for other weights than the run's: its confidences would be
+    another model's. A run of a preset without a folder cannot be checked and is allowed."""
+    from pixsearch.predictor import model_path
+
+    try:
+        ran = model_path(run_model)
+    except FileNotFoundError:
+        return
+    a, b = ran / WEIGHTS, checkpoint / WEIGHTS
+    if a.is_file() and b.is_file() and not same_tensors(a, b):
+        raise ValueError(f"the run was answered by {ran}, whose weights differ from "
+                         f"{checkpoint}'s: a policy only re-decides answers of its own weights")
+
+
+def replay_run(run_dir: str | Path, checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
+    """Write into `out` the run `run_dir` re-decided with `checkpoint`'s policy (module doc);
+    returns its scores."""
+    from pixsearch.eval.runner import finish_run, load_config, load_eval_records, read_predictions
+    from pixsearch.model.config import ModelConfig
+    from pixsearch.provenance import write_provenance
+
+    t0 = time.perf_counter()
+    run_dir, checkpoint, out = Path(run_dir), Path(checkpoint), Path(out)
+    if out.resolve() == run_dir.resolve():
+        raise ValueError("write the replayed run to another folder (--out): the original "
+                         "predictions are what is replayed")
+    cfg = load_config(run_dir)
+    check_same_weights(cfg.model, checkpoint)
+    policy = ModelConfig.from_dict(json.loads((checkpoint / "config.json").read_text())).abstention
+    predictions = read_predictions(run_dir / "predictions.jsonl")
+    if not predictions:
+        raise FileNotFoundError(f"{run_dir} has no predictions to replay")
+    records = [r for r in load_eval_records(cfg) if str(r["id"]) in predictions]
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = replace(cfg, model=str(checkpoint), out=str(out))
+    save(cfg, out / "config.yaml")
+    lines = {rid: redecide_line(p, policy) for rid, p in predictions.items()}
+    with (out / "predictions.jsonl").open("w", encoding="utf-8") as f:
+        for line in lines.values():
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    scores = finish_run(cfg, records, lines)
+    scores["replayed"] = {"from": str(run_dir), "policy": to_dict(policy)}
+    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    write_provenance(out, "eval", time.perf_counter() - t0)
+    return scores
+
+
+def _sweep_order(sweep_dir: Path) -> dict[str, int]:
+    """Position of each run in the sweep's own report (its provenance lists them)."""
+    prov = sweep_dir / "report" / "provenance.json"
+    runs = json.loads(prov.read_text()).get("runs", []) if prov.is_file() else []
+    return {Path(r).name: i for i, r in enumerate(runs)}
+
+
+def replay(run_dir: str | Path, checkpoint: str | Path, out: str | Path) -> list[Path]:
+    """Replay one run folder, or every run of a sweep folder (its sub-folders with a
+    `config.yaml`, combined into `out/report`). Returns the replayed run folders."""
+    from pixsearch.eval.report import combine_runs
+
+    run_dir, out = Path(run_dir), Path(out)
+    if (run_dir / "config.yaml").is_file():
+        replay_run(run_dir, checkpoint, out)
+        return [out]
+    subs = [d for d in sorted(run_dir.iterdir()) if (d / "config.yaml").is_file()
+            and (d / "predictions.jsonl").is_file()]
+    subs.sort(key=lambda d: _sweep_order(run_dir).get(d.name, len(subs)))
+    if not subs:
+        raise FileNotFoundError(f"{run_dir} is neither an eval run nor a sweep of runs")
+    done = []
+    for d in subs:
+        replay_run(d, checkpoint, out / d.name)
+        done.append(out / d.name)
+    combine_runs(done, out / "report")
+    return done
