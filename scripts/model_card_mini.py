@@ -31,21 +31,27 @@ def _eval(model: str, split: str, out: str, extra: str = "", world: str = WORLD)
             f"--max-new-tokens 64 --workers 2{extra} --out {out}")
 
 
-def _calibrate(model: str, run: str) -> str:
-    return (f" decode.abstain=false && pixsearch eval calibrate --run docs/results/{model}/{run} "
+def _calibrate(model: str, *runs: str) -> str:
+    where = " ".join(f"--run docs/results/{model}/{run}" for run in runs)
+    return (f" decode.abstain=false && pixsearch eval calibrate {where} "
             f"--model src/pixsearch/weights/{model}")
 
 
 def _runs(model: str, val_limit: str, val900: bool = False) -> dict[str, str]:
     """Run folder → the commands that made it (docs/results/MODEL/README.md). With `val900`
-    the policy was calibrated on the 900-record val world (VAL900), not on the 300 of val."""
+    the policy was calibrated on the model's full-mode and whole-image answers to the
+    900-record val world (VAL900) pooled, not on the 300 of val."""
     val = _eval(model, "val", f"docs/results/{model}/val_full", val_limit)
     runs = {"val_full": val + (" decode.abstain=false" if val900 else _calibrate(model, "val_full"))}
     if val900:
         runs["val900_full"] = (f"pixsearch world build --scale full --out {VAL900} scenes.val=300 "
                                "reuse_index=true && "
                                + _eval(model, "val", f"docs/results/{model}/val900_full",
-                                       world=VAL900) + _calibrate(model, "val900_full"))
+                                       world=VAL900) + " decode.abstain=false")
+        runs["val900_whole_image"] = (
+            _eval(model, "val", f"docs/results/{model}/val900_whole_image", world=VAL900)
+            .replace("--mode full", "--mode whole_image")
+            + _calibrate(model, "val900_full", "val900_whole_image"))
     runs["test_full"] = _eval(model, "test", "runs/test_full")
     runs["test_unseen_full"] = _eval(model, "test_unseen", "runs/test_unseen_full")
     return runs

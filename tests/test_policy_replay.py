@@ -17,7 +17,7 @@ from eval_fixture import build_eval_set
 from pixsearch.abstention import AbstentionConfig
 from pixsearch.cli import main
 from pixsearch.config import save
-from pixsearch.eval.abstention import calibrate_run
+from pixsearch.eval.abstention import calibrate_run, cross_validate, pooled_outcomes
 from pixsearch.eval.runner import EvalConfig
 from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import save_checkpoint
@@ -116,8 +116,8 @@ def _hand_run(root: Path, records: Path, mode: str, right: list[bool], scores: l
     return root
 
 
-def test_calibration_pools_runs_in_several_modes(tmp_path):
-    n = 24
+def test_calibration_pools_runs_in_several_modes(tmp_path, capsys):
+    n = 32
     records = tmp_path / "val.jsonl"
     records.write_text("".join(json.dumps({"id": f"q{i}", "question": "What is the capital?",
                                            "answer": "Rubyville", "ego": True}) + "\n"
@@ -126,13 +126,13 @@ def test_calibration_pools_runs_in_several_modes(tmp_path):
     # and right only where the top score is high
     full = _hand_run(tmp_path / "full", records, "full", [i % 4 != 0 for i in range(n)],
                      [0.8] * n, "region")
-    wi_right = [i >= 20 for i in range(n)]
+    wi_right = [i >= n - 4 for i in range(n)]
     whole = _hand_run(tmp_path / "whole", records, "whole_image", wi_right,
                       [0.9 if ok else 0.3 for ok in wi_right], "image")
     alone, _, _ = calibrate_run(full)
     pooled, curve, cfg = calibrate_run([full, whole])
-    assert "mode full, 24 records" in pooled.fitted_on
-    assert "mode whole_image, 24 records" in pooled.fitted_on
+    assert f"mode full, {n} records" in pooled.fitted_on
+    assert f"mode whole_image, {n} records" in pooled.fitted_on
     assert len(curve) >= 2 and cfg["mode"] == "full"
     low_image = json.loads(json.dumps(_trace(0.3, "image")))
     from pixsearch.abstention import confidence_features
@@ -142,6 +142,19 @@ def test_calibration_pools_runs_in_several_modes(tmp_path):
     # it abstains on the image searches that found nothing clear
     assert pooled.p_correct(feats) < pooled.threshold
     assert pooled.p_correct(feats) < alone.p_correct(feats)
+    # held out (folds over records): the pooled fit is what decides whole-image answers well
+    outs, _, _ = pooled_outcomes([full, whole])
+    pooled_held = cross_validate(outs, folds=4)
+    single_held = cross_validate(outs, folds=4, fit_runs={0})
+    assert set(pooled_held) == {(o.run, o.id) for o in outs} == set(single_held)
+
+    def truth(held: dict, run: int) -> float:
+        return sum(v for (r, _), v in held.items() if r == run) / n
+
+    assert truth(single_held, 1) < 0 < truth(pooled_held, 1)
+    assert main(["eval", "calibrate", "--run", str(full), "--run", str(whole), "--dry-run",
+                 "--folds", "4"]) == 0
+    assert "held out (4-fold over records), truthfulness: full" in capsys.readouterr().out
     with pytest.raises(ValueError, match="different models"):
         other = _hand_run(tmp_path / "other", records, "full", [True] * n, [0.8] * n, "region")
         cfg_other = (other / "config.yaml").read_text().replace("model: tiny", "model: mini")

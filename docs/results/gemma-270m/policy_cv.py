@@ -3,14 +3,16 @@
     python docs/results/gemma-270m/policy_cv.py RUN_DIR [RUN_DIR ...] [--l2 1.0]
 
 The first run is the model's own (full mode); the others are the same model's answers to the
-same records in other modes (`--mode whole_image`). Folds are drawn over record ids, so a
-record's answers in every mode are held out together. Each fold's policy is fitted either on
+same records in other modes (`--mode whole_image`). Folds are drawn over records, so a
+record's answers in every mode are held out together (`pixsearch.eval.abstention.
+cross_validate`, what `pixsearch eval calibrate` prints). Each fold's policy is fitted either on
 the first run's answers alone (as `eval calibrate --run FIRST` does) or on all runs pooled
 (`eval calibrate --run FIRST --run OTHER ...`), with the features of the first policy (the
 first 13 of `FEATURES`) or with the region route's three as well (all of `FEATURES`).
-Printed per run and held-out answers: truthfulness, accuracy, hallucination and the share of
-"I don't know" where the gold is "I don't know" (entities missing from the KB), and for ego
-records the same.
+Printed per run, over its held-out answers: truthfulness, accuracy, hallucination and "I don't
+know" where the gold is "I don't know" (entities missing from the KB); then the same for ego
+records. Each figure is the mean over `--draws` random fold assignments (truthfulness ± its
+standard deviation across them): one draw moves truthfulness by about a point.
 """
 import argparse
 from pathlib import Path
@@ -18,76 +20,49 @@ from pathlib import Path
 import numpy as np
 
 from pixsearch.abstention import FEATURES
-from pixsearch.eval import abstention as E
-from pixsearch.eval.crag import score_crag
-from pixsearch.eval.runner import load_config, load_eval_records, make_judges, read_predictions
+from pixsearch.eval.abstention import cross_validate, pooled_outcomes
+from pixsearch.eval.runner import load_eval_records
 
 FEATURE_SETS = {"first 13": FEATURES[:13], "+ region route": FEATURES}
 
 
-def outcomes(run: Path) -> tuple[list, set[str]]:
-    """The run's outcomes and the ids of its ego records."""
-    cfg = load_config(run)
-    preds = read_predictions(run / "predictions.jsonl")
-    records = [r for r in load_eval_records(cfg) if str(r["id"]) in preds]
-    judge, _ = make_judges(cfg)
-    turns = score_crag(records, {k: p["answer"] for k, p in preds.items()}, judge,
-                       ("all",)).turns
-    return E.outcomes(records, preds, turns), {str(r["id"]) for r in records if r.get("ego")}
+def metrics(pairs: list[tuple[int, int]]) -> np.ndarray:
+    """(held-out score, what abstaining scores) of some answers → truthfulness, accuracy,
+    hallucination (%) and how many answers with gold "I don't know" were right (abstained)."""
+    sc = np.array([s for s, _ in pairs])
+    idk = sum(s > 0 for s, a in pairs if a > 0)
+    return np.array([100 * sc.mean(), 100 * (sc > 0).mean(), 100 * (sc < 0).mean(), idk])
 
 
-def held_out_scores(runs: list[list], names: tuple, pooled: bool, l2: float, folds: int = 5
-                    ) -> list[dict[str, int]]:
-    """Per run, id → held-out score (+1 / 0 / −1) and id → abstained."""
-    keep = [[E.Outcome(o.id, {f: o.features[f] for f in names}, o.answer_score, o.abstain_score)
-             for o in outs] for outs in runs]
-    ids = sorted({o.id for o in keep[0]})
-    perm = np.random.default_rng(0).permutation(len(ids))
-    scores: list[dict[str, int]] = [{} for _ in runs]
-    abst: list[dict[str, bool]] = [{} for _ in runs]
-    E.FEATURES = names  # the fit reads the module's feature list
-    try:
-        for part in np.array_split(perm, folds):
-            held = {ids[i] for i in part}
-            fit_on = keep if pooled else keep[:1]
-            train = [o for outs in fit_on for o in outs if o.id not in held]
-            policy, _ = E.calibrate(train, l2=l2)
-            for r, outs in enumerate(keep):
-                for o in outs:
-                    if o.id in held:
-                        ok = policy.p_correct(o.features) >= policy.threshold
-                        scores[r][o.id] = o.answer_score if ok else o.abstain_score
-                        abst[r][o.id] = not ok
-    finally:
-        E.FEATURES = FEATURES
-    return [{"score": s, "abstained": a} for s, a in zip(scores, abst)]
-
-
-def summary(res: dict, outs: list, ids: set[str] | None) -> str:
-    sel = [o for o in outs if ids is None or o.id in ids]
-    sc = [res["score"][o.id] for o in sel]
-    missing = [o for o in sel if o.abstain_score > 0]
-    idk = sum(res["abstained"][o.id] or o.answer_score > 0 for o in missing)
-    return (f"truth {100 * np.mean(sc):+5.1f} acc {100 * np.mean([s > 0 for s in sc]):4.1f} "
-            f"halluc {100 * np.mean([s < 0 for s in sc]):4.1f} "
-            f"IDK {idk}/{len(missing)}")
+def summary(draws: list[np.ndarray], n_idk: int) -> str:
+    m, sd = np.mean(draws, 0), np.std(draws, 0)
+    return (f"truth {m[0]:+5.1f}±{sd[0]:.1f} acc {m[1]:4.1f} halluc {m[2]:4.1f} "
+            f"IDK {m[3]:.1f}/{n_idk}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--draws", type=int, default=10, help="random fold assignments averaged")
     args = ap.parse_args()
-    loaded = [outcomes(r) for r in args.runs]
-    runs, ego = [o for o, _ in loaded], loaded[0][1]
-    fits = [False, True] if len(runs) > 1 else [False]
-    for pooled in fits:
+    outs, _, configs = pooled_outcomes(args.runs)
+    ego = {str(r["id"]) for r in load_eval_records(configs[0]) if r.get("ego")}
+    for pooled in ([False, True] if len(args.runs) > 1 else [False]):
         for label, names in FEATURE_SETS.items():
-            res = held_out_scores(runs, names, pooled, args.l2)
+            # a policy fitted on the first run only still decides every run's answers
+            helds = [cross_validate(outs, l2=args.l2, features=names, seed=seed,
+                                    fit_runs=None if pooled else {0})
+                     for seed in range(args.draws)]
             print(f"fit on {'all runs' if pooled else 'first run'}, {label}:")
-            for run, r, outs in zip(args.runs, res, runs):
-                print(f"  {run.name:24s} all: {summary(r, outs, None)} | "
-                      f"ego: {summary(r, outs, ego)}")
+            for i, run in enumerate(args.runs):
+                line = []
+                for ids in (None, ego):
+                    mine = [o for o in outs if o.run == i and (ids is None or o.id in ids)]
+                    draws = [metrics([(h[(i, o.id)], o.abstain_score) for o in mine])
+                             for h in helds]
+                    line.append(summary(draws, sum(o.abstain_score > 0 for o in mine)))
+                print(f"  {run.name:20s} all: {line[0]} | ego: {line[1]}")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint folder to write the policy into (default: the checkpoint "
                         "the run used)")
     c.add_argument("--l2", type=float, default=1.0, help="L2 strength of the logistic fit")
+    c.add_argument("--folds", type=int, default=5,
+                   help="also print the held-out truthfulness of k-fold cross-validation over "
+                        "records (0: skip)")
     c.add_argument("--dry-run", action="store_true", help="fit and report; write no model")
     c.set_defaults(func=calibrate)
     a = esub.add_parser("apply-policy", help="re-decide a finished run's (or sweep's) "
@@ -188,11 +191,13 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 def calibrate(args: argparse.Namespace) -> int:
-    from pixsearch.eval.abstention import calibrate_run, write_policy
+    from pixsearch.eval import abstention as A
     from pixsearch.eval.plots import plot_risk_coverage, run_caption
     from pixsearch.predictor import model_path
 
-    policy, curve, cfg = calibrate_run(args.run, args.l2)
+    outs, where, configs = A.pooled_outcomes(args.run)
+    policy, curve = A.calibrate(outs, fitted_on=where, l2=args.l2)
+    cfg = to_dict(configs[0])
     at = min(curve, key=lambda p: abs(p["threshold"] - policy.threshold))
     never = next(p for p in curve if p["threshold"] == 0.0)
     first = args.run[0]
@@ -204,11 +209,26 @@ def calibrate(args: argparse.Namespace) -> int:
     print(f"threshold {policy.threshold:.3f} on {policy.fitted_on}: truthfulness "
           f"{100 * never['truthfulness']:.1f}% → {100 * at['truthfulness']:.1f}%, coverage "
           f"{100 * at['coverage']:.1f}% (in-sample; measure it on test)")
+    if args.folds > 1:
+        _print_held_out(outs, args)
     if args.dry_run:
         return 0
     target = args.model or model_path(cfg["model"])
-    print(f"policy written to {write_policy(target, policy)}")
+    print(f"policy written to {A.write_policy(target, policy)}")
     return 0
+
+
+def _print_held_out(outs: list, args: argparse.Namespace) -> None:
+    from pixsearch.eval.abstention import cross_validate
+
+    try:
+        held = cross_validate(outs, folds=args.folds, l2=args.l2)
+    except ValueError as e:  # a fold too small to fit: the policy itself is still written
+        print(f"held out: not measured ({e})")
+        return
+    per_run = [[v for (r, _), v in held.items() if r == i] for i in range(len(args.run))]
+    print(f"held out ({args.folds}-fold over records), truthfulness: " + ", ".join(
+        f"{d.name} {100 * sum(v) / len(v):+.1f}%" for d, v in zip(args.run, per_run)))
 
 
 def apply_policy(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ knowable question it is a miss (0). An answer is worth +1 right, −1 hallucinat
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ class Outcome:
         answer_score: +1 right, 0 missing, −1 hallucinated (the answer as the model wrote it).
         abstain_score: what saying "I don't know" would score (+1 when that is the gold).
         p_correct: the confidence the engine recorded, if a policy was active.
+        run: which of the pooled runs it comes from (`calibrate_run`), 0 for a single run.
     """
 
     id: str
@@ -44,6 +45,7 @@ class Outcome:
     answer_score: int
     abstain_score: int
     p_correct: float | None = None
+    run: int = 0
 
 
 def outcomes(records: Sequence[Mapping[str, Any]], predictions: Mapping[str, Mapping[str, Any]],
@@ -103,13 +105,15 @@ def risk_coverage(conf: Sequence[float], outcomes_: Sequence[Outcome]) -> list[d
     return points
 
 
-def calibrate(outcomes_: Sequence[Outcome], fitted_on: str = "", l2: float = 1.0
+def calibrate(outcomes_: Sequence[Outcome], fitted_on: str = "", l2: float = 1.0,
+              features: Sequence[str] = FEATURES
               ) -> tuple[AbstentionConfig, list[dict[str, float]]]:
-    """Fit the policy on `outcomes_` and choose the threshold of best truthfulness (the
-    highest coverage among ties). Returns the enabled config and its risk–coverage curve."""
+    """Fit the policy on `outcomes_` (with `features`, a subset of `FEATURES`) and choose the
+    threshold of best truthfulness (the highest coverage among ties). Returns the enabled
+    config and its risk–coverage curve."""
     if len(outcomes_) < 20:
         raise ValueError(f"calibration needs at least 20 answered records, got {len(outcomes_)}")
-    x = np.array([[o.features[f] for f in FEATURES] for o in outcomes_], dtype=float)
+    x = np.array([[o.features[f] for f in features] for o in outcomes_], dtype=float)
     y = np.array([o.answer_score > o.abstain_score for o in outcomes_], dtype=float)
     if y.min() == y.max():
         raise ValueError("calibration needs both answers worth keeping and answers worth "
@@ -118,15 +122,38 @@ def calibrate(outcomes_: Sequence[Outcome], fitted_on: str = "", l2: float = 1.0
     scale[scale < 1e-8] = 1.0
     w, b = fit_logistic((x - mean) / scale, y, l2)
     cfg = AbstentionConfig(enabled=True, threshold=0.0, bias=b,
-                           weights={f: float(v) for f, v in zip(FEATURES, w)},
-                           mean={f: float(v) for f, v in zip(FEATURES, mean)},
-                           scale={f: float(v) for f, v in zip(FEATURES, scale)},
+                           weights={f: float(v) for f, v in zip(features, w)},
+                           mean={f: float(v) for f, v in zip(features, mean)},
+                           scale={f: float(v) for f, v in zip(features, scale)},
                            fitted_on=fitted_on)
     conf = [cfg.p_correct(o.features) for o in outcomes_]
     curve = risk_coverage(conf, outcomes_)
     best = max(curve, key=lambda p: (round(p["truthfulness"], 9), p["coverage"]))
     cfg.threshold = min(1.0, best["threshold"])
     return cfg, curve
+
+
+def cross_validate(outcomes_: Sequence[Outcome], folds: int = 5, l2: float = 1.0,
+                   features: Sequence[str] = FEATURES, seed: int = 0,
+                   fit_runs: Collection[int] | None = None) -> dict[tuple[int, str], int]:
+    """Held-out scores of the policy: records are split into `folds` folds, and each fold's
+    answers (in every pooled run at once: a record's answers are not independent) are decided
+    by the policy fitted on the other folds' answers (of the runs in `fit_runs`; None: all).
+    Returns the score (+1 / 0 / −1) of every answer by (run, record id). The in-sample curve
+    of `calibrate` flatters its threshold; this is what to compare policies by."""
+    ids = sorted({o.id for o in outcomes_})
+    order = np.random.default_rng(seed).permutation(len(ids))
+    fold = {ids[j]: i % folds for i, j in enumerate(order)}
+    held: dict[tuple[int, str], int] = {}
+    for k in range(folds):
+        train = [o for o in outcomes_ if fold[o.id] != k
+                 and (fit_runs is None or o.run in fit_runs)]
+        policy, _ = calibrate(train, l2=l2, features=features)
+        for o in outcomes_:
+            if fold[o.id] == k:
+                keep = policy.p_correct(o.features) >= policy.threshold
+                held[(o.run, o.id)] = o.answer_score if keep else o.abstain_score
+    return held
 
 
 def run_curve(records: Sequence[Mapping[str, Any]], predictions: Mapping[str, Mapping[str, Any]],
@@ -172,6 +199,27 @@ def run_outcomes(run_dir: str | Path) -> tuple[list[Outcome], Any]:
     return outcomes(records, predictions, turns), cfg
 
 
+def pooled_outcomes(run_dirs: str | Path | Sequence[str | Path]
+                    ) -> tuple[list[Outcome], str, list[Any]]:
+    """The outcomes of one or more finished validation runs of one model (`Outcome.run`: the
+    run's position), a description of them, and their `EvalConfig`s."""
+    dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    if not dirs:
+        raise ValueError("calibration needs at least one run folder")
+    pooled: list[Outcome] = []
+    parts, configs = [], []
+    for i, d in enumerate(dirs):
+        outs, cfg = run_outcomes(d)
+        pooled += [replace(o, run=i) for o in outs]
+        parts.append(f"{d} (split {cfg.split}, mode {cfg.mode}, {len(outs)} records)")
+        configs.append(cfg)
+    models = {c.model for c in configs}
+    if len(models) > 1:
+        raise ValueError(f"the runs were answered by different models ({sorted(models)}); "
+                         "a policy is fitted for one model's answers")
+    return pooled, "; ".join(parts), configs
+
+
 def calibrate_run(run_dirs: str | Path | Sequence[str | Path], l2: float = 1.0
                   ) -> tuple[AbstentionConfig, list[dict[str, float]], dict[str, Any]]:
     """Calibrate on one or more finished runs (`pixsearch eval run` on a validation split).
@@ -180,22 +228,8 @@ def calibrate_run(run_dirs: str | Path | Sequence[str | Path], l2: float = 1.0
     in other modes (`--mode whole_image`) show the policy routes that its own full-mode answers
     rarely take, and the policy is applied in every mode. Returns the policy, its in-sample
     risk–coverage curve, and the first run's config."""
-    dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
-    if not dirs:
-        raise ValueError("calibration needs at least one run folder")
-    pooled: list[Outcome] = []
-    parts, configs = [], []
-    for i, d in enumerate(dirs):
-        outs, cfg = run_outcomes(d)
-        # the same record answered in two modes is two answers: keep both, told apart
-        pooled += [replace(o, id=f"{i}:{o.id}") for o in outs]
-        parts.append(f"{d} (split {cfg.split}, mode {cfg.mode}, {len(outs)} records)")
-        configs.append(cfg)
-    models = {c.model for c in configs}
-    if len(models) > 1:
-        raise ValueError(f"the runs were answered by different models ({sorted(models)}); "
-                         "a policy is fitted for one model's answers")
-    policy, curve = calibrate(pooled, fitted_on="; ".join(parts), l2=l2)
+    pooled, where, configs = pooled_outcomes(run_dirs)
+    policy, curve = calibrate(pooled, fitted_on=where, l2=l2)
     return policy, curve, to_dict(configs[0])
 
 
