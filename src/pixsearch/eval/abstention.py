@@ -37,7 +37,7 @@ class Outcome:
         answer_score: +1 right, 0 missing, −1 hallucinated (the answer as the model wrote it).
         abstain_score: what saying "I don't know" would score (+1 when that is the gold).
         p_correct: the confidence the engine recorded, if a policy was active.
-        run: which of the pooled runs it comes from (`calibrate_run`), 0 for a single run.
+        run: which of the pooled runs it comes from (`pooled_outcomes`), 0 for a single run.
     """
 
     id: str
