@@ -26,8 +26,9 @@ VAL900 = "~/.cache/pixsearch/world-val900"  # 300 val scenes (900 records), same
 HARDWARE = "the project's 2-core CPU development machine (no GPU)"
 
 
-def _eval(model: str, split: str, out: str, extra: str = "", world: str = WORLD) -> str:
-    return (f"pixsearch eval run --data {world} --split {split} --model {model} --mode full "
+def _eval(model: str, split: str, out: str, extra: str = "", world: str = WORLD,
+          mode: str = "full") -> str:
+    return (f"pixsearch eval run --data {world} --split {split} --model {model} --mode {mode} "
             f"--max-new-tokens 64 --workers 2{extra} --out {out}")
 
 
@@ -49,8 +50,8 @@ def _runs(model: str, val_limit: str, val900: bool = False) -> dict[str, str]:
                                + _eval(model, "val", f"docs/results/{model}/val900_full",
                                        world=VAL900) + " decode.abstain=false")
         runs["val900_whole_image"] = (
-            _eval(model, "val", f"docs/results/{model}/val900_whole_image", world=VAL900)
-            .replace("--mode full", "--mode whole_image")
+            _eval(model, "val", f"docs/results/{model}/val900_whole_image", world=VAL900,
+                  mode="whole_image")
             + _calibrate(model, "val900_full", "val900_whole_image"))
     runs["test_full"] = _eval(model, "test", "runs/test_full")
     runs["test_unseen_full"] = _eval(model, "test_unseen", "runs/test_unseen_full")

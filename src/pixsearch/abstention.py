@@ -104,6 +104,25 @@ def confidence_features(trace: Trace) -> dict[str, float]:
     }
 
 
+def decide(trace: Trace, answer: str, policy: AbstentionConfig) -> str:
+    """The text to return for a finished `trace` whose model wrote `answer`: the policy's
+    message for a failed answer, or below the calibrated threshold (the model's words kept in
+    `trace.raw_answer`), else the answer. Records the confidence in the trace even when the
+    policy is off (risk-coverage curves need it). The engine decides with it when an answer
+    ends, and `eval apply-policy` with another policy over a saved trace."""
+    if policy.weights:
+        trace.p_correct = policy.p_correct(confidence_features(trace))
+    if trace.failure is not None:
+        trace.raw_answer = answer
+        return policy.message
+    if policy.weights and policy.enabled:
+        trace.abstain_threshold = policy.threshold
+        if trace.p_correct < policy.threshold:
+            trace.raw_answer, trace.abstained = answer, True
+            return policy.message
+    return answer
+
+
 def region_route_features(first: str | None, tops: list[float], margins: list[float],
                           masks: list[float]) -> dict[str, float]:
     """The first search's signals again, for answers that began with a region search (0 for

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pixsearch.abstention import AbstentionConfig, confidence_features
+from pixsearch.abstention import AbstentionConfig, decide
 from pixsearch.decode.config import DecodeConfig
 from pixsearch.decode.deadline import CallTimeout, Deadline, call_with_timeout
 from pixsearch.decode.events import (
@@ -340,17 +340,5 @@ class _AnswerRun:
         self.trace.display = self.text.display
 
     def final_text(self, answer: str) -> str:
-        """The text to return: "I don't know." for a failed answer, or below the calibrated
-        policy's threshold (the model's words kept in the trace), else the answer."""
-        policy = self.abstention
-        if policy.weights:  # recorded even when off: risk-coverage curves need it
-            self.trace.p_correct = policy.p_correct(confidence_features(self.trace))
-        if self.trace.failure is not None:
-            self.trace.raw_answer = answer
-            return policy.message
-        if policy.weights and policy.enabled:
-            self.trace.abstain_threshold = policy.threshold
-            if self.trace.p_correct < policy.threshold:
-                self.trace.raw_answer, self.trace.abstained = answer, True
-                return policy.message
-        return answer
+        """The text to return (`pixsearch.abstention.decide`)."""
+        return decide(self.trace, answer, self.abstention)

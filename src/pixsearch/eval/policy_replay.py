@@ -7,7 +7,8 @@ hold everything a new policy needs, and replaying them gives exactly the answers
 the same weights would give with that policy. `pixsearch eval apply-policy --run RUN --model
 CKPT --out OUT` writes such a run (its predictions, scores, report and figures): a recalibrated
 policy is measured on test in seconds instead of the hours of decoding again, and a sweep
-folder is replayed run by run. Answers the engine gave up on (`trace.failure`) stay abstentions.
+folder is replayed run by run. The decision is the engine's own (`pixsearch.abstention.decide`);
+answers the engine gave up on (`trace.failure`) stay abstentions.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pixsearch.abstention import AbstentionConfig, confidence_features
+from pixsearch.abstention import AbstentionConfig, decide
 from pixsearch.config import save, to_dict
 from pixsearch.types import Trace
 
@@ -27,20 +28,14 @@ WEIGHTS = "model.safetensors"
 
 def redecide(trace: dict[str, Any], answer: str, policy: AbstentionConfig
              ) -> tuple[dict[str, Any], str]:
-    """One turn's (trace, answer) as the engine would have returned them under `policy`."""
+    """One turn's (trace, answer) as the engine would have returned them under `policy`: the
+    trace is taken back to before the engine's decision, then decided again."""
     tr = Trace.from_dict(trace)
-    if tr.failure is not None:  # no answer to keep: the engine's message stands
-        return trace, answer
-    words = tr.raw_answer if tr.abstained else answer
-    assert words is not None, "an abstained trace keeps the model's words"
-    tr.abstained, tr.raw_answer, tr.abstain_threshold = False, None, None
-    tr.p_correct = policy.p_correct(confidence_features(tr)) if policy.weights else None
-    if policy.weights and policy.enabled:
-        tr.abstain_threshold = policy.threshold
-        if tr.p_correct < policy.threshold:
-            tr.raw_answer, tr.abstained = words, True
-            return tr.to_dict(), policy.message
-    return tr.to_dict(), words
+    words = tr.raw_answer if tr.abstained or tr.failure is not None else answer
+    assert words is not None, "an abstained or failed trace keeps the model's words"
+    tr.p_correct, tr.abstain_threshold, tr.abstained, tr.raw_answer = None, None, False, None
+    text = decide(tr, words, policy)
+    return tr.to_dict(), text
 
 
 def redecide_line(line: dict[str, Any], policy: AbstentionConfig) -> dict[str, Any]:
@@ -48,13 +43,10 @@ def redecide_line(line: dict[str, Any], policy: AbstentionConfig) -> dict[str, A
     out = dict(line)
     out["trace"], out["answer"] = redecide(line["trace"], line["answer"], policy)
     if "turn_answers" in line:
-        answers = [out["answer"]]
-        traces = []
-        for tr, ans in zip(line["turn_traces"], line["turn_answers"][1:]):
-            t, a = redecide(tr, ans, policy)
-            traces.append(t)
-            answers.append(a)
-        out["turn_answers"], out["turn_traces"] = answers, traces
+        later = [redecide(t, a, policy)
+                 for t, a in zip(line["turn_traces"], line["turn_answers"][1:])]
+        out["turn_traces"] = [t for t, _ in later]
+        out["turn_answers"] = [out["answer"], *(a for _, a in later)]
     return out
 
 
@@ -136,9 +128,10 @@ def replay(run_dir: str | Path, checkpoint: str | Path, out: str | Path) -> list
     if (run_dir / "config.yaml").is_file():
         replay_run(run_dir, checkpoint, out)
         return [out]
-    subs = [d for d in sorted(run_dir.iterdir()) if (d / "config.yaml").is_file()
-            and (d / "predictions.jsonl").is_file()]
-    subs.sort(key=lambda d: _sweep_order(run_dir).get(d.name, len(subs)))
+    order = _sweep_order(run_dir)
+    subs = sorted((d for d in run_dir.iterdir() if (d / "config.yaml").is_file()
+                   and (d / "predictions.jsonl").is_file()),
+                  key=lambda d: (order.get(d.name, len(order)), d.name))
     if not subs:
         raise FileNotFoundError(f"{run_dir} is neither an eval run nor a sweep of runs")
     done = []
