@@ -51,6 +51,24 @@ def test_region_view_names_colours_and_counts_instances():
     assert alone.total is None and alone.text() == "[0] Seen: mostly blue."
 
 
+def test_region_view_counts_entity_centres_as_it_counts_instances():
+    """Centres (the proposer's heatmap peaks) give the line the masks give: one inside the
+    region is its own, however many of them fall there."""
+    rgb, masks = scene()
+    centres = np.array([[20.0, 25.0], [60.0, 25.0], [100.0, 25.0]])
+    for mask in masks:
+        assert region_view(mask, rgb, None, centres) == region_view(mask, rgb, masks)
+    # two peaks on the first flag: as the region they are its own, seen from elsewhere they
+    # count twice; the region itself counts once though no peak lies on it
+    doubled = np.array([[15.0, 20.0], [25.0, 30.0], [100.0, 25.0]])
+    assert (region_view(masks[0], rgb, None, doubled).total,
+            region_view(masks[1], rgb, None, doubled).total) == (2, 4)
+    view = region_view(masks[2], rgb, None, doubled)
+    assert (view.total, view.left) == (3, 2)
+    with pytest.raises(ValueError, match="not both"):
+        region_view(masks[0], rgb, masks, centres)
+
+
 def test_region_view_of_an_empty_mask_and_of_a_mismatched_image():
     rgb, masks = scene()
     assert region_view(np.zeros((60, 120), bool), rgb, masks).text() == "[0] Seen: nothing."

@@ -86,6 +86,23 @@ def test_mask_frame_round_trip_and_placement():
     assert _iou(back.numpy(), _gold()) > 0.85
 
 
+def test_frame_points_map_back_to_image_pixels_and_padding_is_dropped():
+    """Entity centres found in the frame (the proposer's heatmap peaks) land on the same
+    pixels of the original image as the masks do."""
+    frame, m = sam_frame(W, H, 256), 64
+    target = frame.target(_gold(), m)
+    rows, cols = target.nonzero()[:, 0].float(), target.nonzero()[:, 1].float()
+    centre = torch.tensor([[(cols.mean() + 0.5) / m, (rows.mean() + 0.5) / m],
+                           [0.5, 0.9]])  # the second lies in the padding below the image
+    xy = frame.points_to_original(centre)
+    x0, y0, x1, y1 = BOX
+    assert xy.shape == (1, 2)
+    assert xy[0, 0] == pytest.approx((x0 + x1) / 2, abs=2)
+    assert xy[0, 1] == pytest.approx((y0 + y1) / 2, abs=2)
+    st = stretch_frame(W, H)  # a stretch frame has no padding
+    assert st.points_to_original(torch.tensor([[0.5, 0.9]]))[0] == pytest.approx([W * 0.5, H * 0.9])
+
+
 def test_llava_uses_clip_resize_and_centre_crop():
     model = build_model(get_preset("llava-tiny"))
     assert model.cfg.lm.image_processor["image_processor_type"] == "CLIPImageProcessor"

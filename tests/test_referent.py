@@ -112,6 +112,46 @@ def test_tiny_model_with_referent_proposes_and_selects():
         assert any(torch.equal(out[0, 0], lg) for lg in props.logits) and 0 < prob <= 1
 
 
+def test_centres_from_the_proposer_while_selecting_among_components():
+    """`instances: points`: the perception line counts the peaks of the proposer's centre
+    heatmap, one per entity of the image, whatever the span mask looks like; selection still
+    uses the span mask's components."""
+    import numpy as np
+    from PIL import Image
+
+    from pixsearch.perception import region_view
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", {"referent": {"enabled": True, "source": "components",
+                                           "instances": "points", "peak_threshold": 0.0}})
+    model = build_model(cfg).eval()
+    assert model.proposer is not None
+    traj = model.renderer.trajectory("What flag is this?", "The flag on the left <search>"
+                                     "<region></search><information>x</information> is Peru.",
+                                     spans=[(4, 17)])
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (47, 91, 3), np.uint8))
+    session, _ = model.start(model.renderer.prompt("What flag is this?"), img)
+    assert session.centres() is None  # before any region search
+    session.extend(traj.input_ids[traj.prompt_len:traj.region_positions[0] + 1])
+    mask = session.region_mask()
+    assert session.instances() is None  # the span mask's instances are not what is counted
+    centres = session.centres()
+    peaks = model.proposer.points(session.mask_emb)
+    assert 0 < len(centres) <= len(peaks) <= cfg.referent.max_points
+    assert ((centres >= 0) & (centres < [91, 47])).all()
+    assert mask.shape == (47, 91)
+    region = np.zeros((47, 91), bool)  # the untrained model's own mask may be empty
+    region[10:30, 20:60] = True
+    view = region_view(region, np.asarray(img, np.float32) / 255, None, centres)
+    outside = [x for x, y in centres if not region[int(y), int(x)]]
+    assert view.total == 1 + len(outside)
+    assert view.left == sum(x < np.nonzero(region)[1].mean() for x in outside)
+    with pytest.raises(ValueError, match="instances"):
+        ReferentConfig(instances="grid")
+    with pytest.raises(ValueError, match="peak_window"):
+        ReferentConfig(peak_window=4)
+
+
 def test_span_components_are_blobs_at_each_threshold():
     m = 16
     logits = torch.full((m, m), -8.0)
@@ -172,8 +212,10 @@ def test_referent_config_rejects_unknown_source():
         ReferentConfig(source="grid")
 
 
-@pytest.mark.parametrize("source", ["components", "points"])
-def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tmp_path, source):
+@pytest.mark.parametrize("source,instances", [("components", "span"), ("points", "span"),
+                                              ("components", "points")])
+def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tmp_path, source,
+                                                                 instances):
     from pixsearch.model.checkpoint import save_checkpoint
     from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
 
@@ -182,14 +224,26 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
                               out=str(tmp_path / "ref"), proposal_steps=3, proposal_images=2,
                               proposal_points=4, selector_samples=16, val_samples=8,
                               selector_epochs=2, selector_batch=4, num_threads=1,
-                              referent={"source": source, "peak_threshold": 0.0,
+                              referent={"source": source, "instances": instances,
+                                        "peak_threshold": 0.0,
                                         "score_threshold": -10.0,
                                         "min_area": 0.0},
                               cache=str(tmp_path / "cache"))
     out = ReferentTrainer(cfg, load_checkpoint(base_dir)).run()
     report = json.loads((out / "referent_report.json").read_text())
     assert 0.0 <= report["val"]["right_referent"] <= 1.0 and report["val"]["n"] > 0
+    proposer = report["val_proposer"]
+    if "points" in (source, instances):
+        assert proposer["scenes"] > 0 and 0.0 <= proposer["count_right"] <= 1.0
+        assert ("entity_recall" in proposer) == (source == "points")
+        # the peak settings the recipe chose on val are the saved model's, and the best
+        grid = report["val_proposer_as_trained"]["count_right_by_peak_threshold_and_window"]
+        ref = load_checkpoint(out).cfg.referent
+        assert grid[f"{ref.peak_threshold}/{ref.peak_window}"] == max(grid.values())
+    else:
+        assert proposer is None
     model = load_checkpoint(out)
+    assert (model.proposer is not None) == ("points" in (source, instances))
     assert model.cfg.referent.enabled and model.referent is not None
     # the frozen parts are the base model's, bit for bit
     base = load_checkpoint(base_dir)

@@ -15,11 +15,12 @@ what the mask shows, before the retrieved documents:
   others have their centre left of the region's centre.
 
 The same function writes the line from gold masks when the world builds its trajectories and
-from the model's own masks when it decodes (`PixSearchSession.region_view`): the instances are
-then the connected components of the span-conditioned mask, each cut along its watershed, so
-touching entities count apart. The LM learns to copy the number or the colour the question
-asks for, as it copies a capital from a document; the line is injected evidence (forced
-tokens, loss mask 0), never parsed back.
+from the model's own masks when it decodes: the instances are then the connected components
+of the span-conditioned mask, each cut along its watershed, so touching entities count apart
+(`referent.instances: span`), or the entity centres the proposer's heatmap finds, one per
+entity (`referent.instances: points`; `PixSearchSession.centres`). The LM learns to copy the
+number or the colour the question asks for, as it copies a capital from a document; the line
+is injected evidence (forced tokens, loss mask 0), never parsed back.
 """
 
 from __future__ import annotations
@@ -103,12 +104,15 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def region_view(mask: np.ndarray, rgb: np.ndarray, instances: Sequence[np.ndarray] | None
-                ) -> RegionView:
+def region_view(mask: np.ndarray, rgb: np.ndarray, instances: Sequence[np.ndarray] | None,
+                centres: np.ndarray | None = None) -> RegionView:
     """The view of boolean `mask` [H, W] over the image `rgb` [H, W, 3] (floats in [0, 1])
     among `instances` (boolean masks [H, W] of every entity of the kind, the region's own
-    among them or not: an instance overlapping the region by IoU ≥ 0.5 is taken for it).
-    `instances=None`: colours only."""
+    among them or not: an instance overlapping the region by IoU ≥ 0.5 is taken for it), or
+    among `centres` ((x, y) pixels [n, 2] of every entity's centre: one inside the region is
+    taken for its own). Neither: colours only."""
+    if instances is not None and centres is not None:
+        raise ValueError("region_view counts among instances or centres, not both")
     if mask.shape != rgb.shape[:2]:
         raise ValueError(f"mask {mask.shape} and image {rgb.shape[:2]} differ in size")
     s = _stride(mask.shape)
@@ -120,6 +124,8 @@ def region_view(mask: np.ndarray, rgb: np.ndarray, instances: Sequence[np.ndarra
     order = shares.argsort(descending=True)
     colours = tuple((COLOUR_NAMES[int(i)], round(float(shares[i]), 3)) for i in order[:2]
                     if shares[i] > 0)
+    if centres is not None:
+        return _among_centres(mask, colours, np.asarray(centres, dtype=np.float64).reshape(-1, 2))
     if instances is None:
         return RegionView(colours)
     others = [x[::s, ::s] for x in instances if x.shape == mask.shape]
@@ -127,3 +133,13 @@ def region_view(mask: np.ndarray, rgb: np.ndarray, instances: Sequence[np.ndarra
     cx = _centre_x(m)
     return RegionView(colours, total=len(others) + 1,
                       left=sum(1 for x in others if _centre_x(x) < cx))
+
+
+def _among_centres(mask: np.ndarray, colours: tuple[tuple[str, float], ...],
+                   centres: np.ndarray) -> RegionView:
+    h, w = mask.shape
+    col = np.clip(centres[:, 0].astype(int), 0, w - 1)
+    row = np.clip(centres[:, 1].astype(int), 0, h - 1)
+    others = centres[~mask[row, col]]
+    cx = _centre_x(mask)
+    return RegionView(colours, total=len(others) + 1, left=int((others[:, 0] < cx).sum()))

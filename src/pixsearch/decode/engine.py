@@ -299,10 +299,13 @@ class _AnswerRun:
         was trained with one; the instances are the session's, if it can tell them."""
         if not self.evidence.perception or query.modality != "region" or query.image is None:
             return None
-        instances = getattr(self.session, "instances", None)
+        def ask(name: str):  # what the session can tell (`DecodeSession`), or None
+            tell = getattr(self.session, name, None)
+            return tell() if tell is not None else None
+
         rgb = np.asarray(query.image.convert("RGB"), dtype=np.float32) / 255.0
-        return region_view(np.asarray(query.mask, dtype=bool), rgb,
-                           instances() if instances is not None else None).text()
+        return region_view(np.asarray(query.mask, dtype=bool), rgb, ask("instances"),
+                           ask("centres")).text()
 
     def payload_search(self, payload: Payload, search, logits):
         """Run the search a closed payload asks for (or record why not)."""

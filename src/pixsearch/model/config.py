@@ -171,9 +171,9 @@ class ReferentConfig:
     comparison over a set, which a selector attending over every candidate makes directly.
 
     Attributes:
-        enabled: build the selector (and the point proposer when `source` is "points"); region
-            masks then come from the selected proposal (the span-conditioned mask when there
-            is no proposal).
+        enabled: build the selector (and the point proposer when `source` or `instances` is
+            "points"); region masks then come from the selected proposal (the
+            span-conditioned mask when there is no proposal).
         source: where proposals come from. "components": the connected components of the
             span-conditioned mask's probabilities at each of `thresholds` (no extra network:
             its low-probability blobs are the other entities it hesitated between). "points":
@@ -184,6 +184,8 @@ class ReferentConfig:
         max_points: most point prompts per image: the peaks of the proposer's entity-centre
             heatmap (one decoder pass per prompt, so this bounds the cost; "points").
         peak_threshold: a heatmap peak below this probability is no prompt ("points").
+        peak_window: a peak is the maximum of the heatmap over a window this many cells wide
+            (odd; CenterNet's 3 lets one large entity raise two peaks).
         min_area: smallest proposal kept, as a fraction of the mask's pixels.
         score_threshold: proposals whose predicted IoU is below this are dropped ("points").
         nms_iou: a proposal overlapping a better one by more than this IoU is dropped.
@@ -195,6 +197,12 @@ class ReferentConfig:
             at one probability form one component that no threshold separates.
         split_min_depth: a distance peak nearer than this many mask pixels to the component's
             edge seeds no piece (thin parts are not entities of their own).
+        instances: where the entities the perception line counts come from
+            (`pixsearch/perception.py`: "3 like it in the image, 1 left of it"). "span": the
+            components of the span-conditioned mask, each cut along its watershed (touching
+            entities merge or a long one is cut in two). "points": the peaks of the
+            proposer's entity-centre heatmap, one per entity (the proposer is then built
+            whatever `source` is, and the referent recipe trains its centre head).
         dim, layers, heads: width, encoder layers and heads of the selector.
         dropout: dropout of the selector while it trains (a few thousand expressions).
     """
@@ -204,12 +212,14 @@ class ReferentConfig:
     thresholds: list[float] = field(default_factory=lambda: [0.5, 0.2, 0.05, 0.01])
     max_points: int = 10
     peak_threshold: float = 0.2
+    peak_window: int = 3
     min_area: float = 0.0005
     score_threshold: float = 0.5
     nms_iou: float = 0.5
     max_candidates: int = 12
     split_min_distance: int = 0
     split_min_depth: float = 4.0
+    instances: str = "span"
     dim: int = 128
     layers: int = 2
     heads: int = 4
@@ -219,6 +229,11 @@ class ReferentConfig:
         if self.source not in ("components", "points"):
             raise ValueError(f"referent.source must be 'components' or 'points', "
                              f"got {self.source!r}")
+        if self.peak_window < 1 or self.peak_window % 2 == 0:
+            raise ValueError(f"referent.peak_window must be odd and ≥ 1, got {self.peak_window}")
+        if self.instances not in ("span", "points"):
+            raise ValueError(f"referent.instances must be 'span' or 'points', "
+                             f"got {self.instances!r}")
         if self.split_min_distance < 0:
             raise ValueError("referent.split_min_distance must be ≥ 0 (0: no split), "
                              f"got {self.split_min_distance}")

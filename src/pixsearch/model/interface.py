@@ -36,7 +36,9 @@ class DecodeSession(Protocol):
         records it in the search step for the abstention policy. A session may also have
         `instances() -> list[np.ndarray]`: boolean HxW masks of every entity of the kind the
         last region mask was about, which the perception line counts
-        (`EvidenceConfig.perception`); without it the line names the colours only."""
+        (`EvidenceConfig.perception`), or `centres() -> np.ndarray`: (x, y) pixels [n, 2] of
+        every entity's centre, counted instead (each returns None when it cannot tell);
+        without either the line names the colours only."""
         ...
 
 

@@ -64,6 +64,19 @@ class MaskFrame:
         x = F.interpolate(x, size=(self.height, self.width), mode="bilinear", align_corners=False)
         return x.reshape(*lead, self.height, self.width)
 
+    def points_to_original(self, points: torch.Tensor) -> np.ndarray:
+        """Points (x, y) in [0, 1] of the frame [n, 2] → (x, y) pixels of the original image
+        [m, 2], those in the padding left out."""
+        xy = points.detach().float().cpu().numpy().reshape(-1, 2)
+        if self.is_stretch:
+            scale = np.array([self.width, self.height], np.float64)
+        else:
+            scale = self.side * np.array([self.width / self.content_w,
+                                          self.height / self.content_h])
+        out = xy * scale
+        inside = (out[:, 0] < self.width) & (out[:, 1] < self.height)
+        return out[inside]
+
     def _content_at(self, size: int) -> tuple[int, int]:
         """(w, h) of the image content in a frame of `size` × `size` pixels."""
         if self.is_stretch:

@@ -49,6 +49,7 @@ class PixSearchSession:
         self.image_size = image_size  # (width, height) of the original image
         self.rgb: torch.Tensor | None = None  # image at mask resolution (referent selection)
         self.proposals: Proposals | None = None
+        self.entity_points: torch.Tensor | None = None  # centre-heatmap peaks, in the frame
         # confidence in the last region mask: the selector's probability of its referent, or
         # without referent selection the mean probability inside the mask
         self.mask_score: float | None = None
@@ -136,8 +137,9 @@ class PixSearchSession:
     def instances(self) -> list[np.ndarray] | None:
         """Boolean HxW masks (original image size) of the entities of the kind the last
         region search was about: the instances of its span-conditioned mask
-        (`pixsearch.perception.instance_masks`); None before any region search."""
-        if self.span_logits is None:
+        (`pixsearch.perception.instance_masks`); None before any region search, or when the
+        model counts the proposer's centres instead (`centres`)."""
+        if self.span_logits is None or self._counts_points():
             return None
         pieces = instance_masks(torch.sigmoid(self.span_logits.float()).cpu().numpy())
         if not pieces:
@@ -145,6 +147,22 @@ class PixSearchSession:
         stack = torch.from_numpy(np.stack(pieces)).float() * 2 - 1  # inside > 0 > outside
         up = self.model.mask_decoder.frame(*self.image_size).to_original(stack)
         return list((up > 0).numpy())
+
+    def _counts_points(self) -> bool:
+        ref = self.model.cfg.referent
+        return ref.enabled and ref.instances == "points"
+
+    @torch.no_grad()
+    def centres(self) -> np.ndarray | None:
+        """(x, y) pixels of the original image [n, 2] of every entity the proposer's centre
+        heatmap finds (`ReferentConfig.instances: points`); None when the model counts the
+        span mask's instances instead, or before any region search."""
+        if self.span_logits is None or not self._counts_points():
+            return None
+        if self.entity_points is None:  # once per image, as the proposals
+            self.entity_points = self.model.proposer.points(self.mask_emb)
+        return self.model.mask_decoder.frame(*self.image_size).points_to_original(
+            self.entity_points)
 
     def region_mask(self) -> np.ndarray:
         """Boolean HxW mask (original image size) of the entity being talked about."""

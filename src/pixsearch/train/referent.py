@@ -44,13 +44,17 @@ from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import save_checkpoint
 from pixsearch.model.config import ReferentConfig
 from pixsearch.model.pixsearch_model import PixSearchModel
-from pixsearch.model.proposals import Proposals, mask_iou_matrix, span_components
+from pixsearch.model.proposals import Proposals, heatmap_peaks, mask_iou_matrix, span_components
 from pixsearch.model.referent import candidate_features
 from pixsearch.train.data import build_pools, load_split, make_batch
 from pixsearch.train.features import FeatureCache
 from pixsearch.train.losses import focal_tversky_loss, mask_bce_loss
 
 log = logging.getLogger(__name__)
+
+# the centre heatmap's peak settings the report measures entity counts at (val)
+PEAK_THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
+PEAK_WINDOWS = (3, 5, 9)
 
 
 @dataclass
@@ -75,6 +79,10 @@ class ReferentTrainConfig:
         warm_start: start the selector from the base model's (it must have one) instead of
             fresh: to adapt a trained selector to other proposals (`referent.split_*`) on
             fewer expressions, or, with `selector_epochs: 0`, to measure it on them.
+        choose_peaks: after training the proposer, set the centre heatmap's peak threshold
+            and window (`referent.peak_threshold`, `peak_window`) to those that count the
+            entities of the val scenes right most often (the report's grid), instead of
+            keeping the configured ones.
         cache: folder where the frozen model's outputs per referring expression (span mask
             logits, span embedding, gold mask) are kept, keyed by the base weights, split,
             sample count and seed, so a rerun with other selector settings skips the model
@@ -98,6 +106,7 @@ class ReferentTrainConfig:
     selector_lr: float = 1e-3
     selector_weight_decay: float = 0.01
     warm_start: bool = False
+    choose_peaks: bool = True
     cache: str = ""
     seed: int = 0
     num_threads: int = 2
@@ -236,9 +245,12 @@ class ReferentTrainer:
         return out
 
     def train_proposer(self) -> list[float]:
+        """The centre head and, when proposals come from points (`referent.source`), the
+        point-prompted decoder; counting entities (`referent.instances`) needs the head only."""
         cfg, prop = self.cfg, self.model.proposer
+        masks = self.model.cfg.referent.source == "points"
         scenes = self.scenes(self.train)
-        for p in prop.parameters():
+        for p in (prop if masks else prop.centres).parameters():
             p.requires_grad_(True)
         prop.train()
         opt = torch.optim.AdamW([p for p in prop.parameters() if p.requires_grad],
@@ -251,21 +263,11 @@ class ReferentTrainer:
                 g["lr"] = lr
             pick = self.rng.choice(len(scenes), cfg.proposal_images, replace=False)
             emb = torch.cat([self.embeddings(scenes[i][0]) for i in pick])
-            pts, tgt = zip(*[sample_points(scenes[i][1], scenes[i][2], cfg.proposal_points,
-                                           self.rng) for i in pick])
             heat = torch.stack([centre_targets(scenes[i][2], scenes[i][1], emb.shape[-1])
                                 for i in pick])
-            logits, iou = prop.decode_points(emb, torch.stack(pts))
-            tgt_t = torch.stack(tgt).flatten(0, 1)
-            lg = logits.flatten(0, 1)
-            with torch.no_grad():
-                pred = lg > 0
-                inter = (pred & (tgt_t > 0)).flatten(1).sum(1).float()
-                union = (pred | (tgt_t > 0)).flatten(1).sum(1).float()
-                true_iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
-            loss = (8 * focal_tversky_loss(lg, tgt_t) + 2 * mask_bce_loss(lg, tgt_t)
-                    + F.mse_loss(iou.flatten().float(), true_iou)
-                    + centre_focal_loss(prop.centre_logits(emb), heat))
+            loss = centre_focal_loss(prop.centre_logits(emb), heat)
+            if masks:
+                loss = loss + self.point_mask_loss(emb, [scenes[i] for i in pick])
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(prop.parameters(), 1.0)
@@ -278,9 +280,67 @@ class ReferentTrainer:
         self.props.clear()
         return losses
 
+    def choose_peaks(self, grid: dict[str, float]) -> None:
+        """Set the model's peak threshold and window to the best of `grid` ("threshold/window"
+        → val count accuracy; the first of equals)."""
+        best = max(grid, key=grid.get)
+        threshold, window = best.split("/")
+        ref = self.model.cfg.referent  # the proposer reads the same config object
+        ref.peak_threshold, ref.peak_window = float(threshold), int(window)
+        assert self.model.proposer.cfg is ref
+        log.info("centre peaks: threshold %s, window %s (val count right %.3f)",
+                 threshold, window, grid[best])
+
+    def point_mask_loss(self, emb: torch.Tensor, scenes: list) -> torch.Tensor:
+        """Loss of the point-prompted decoder on a few prompts per scene: focal-Tversky + BCE
+        of the masks, MSE of the predicted IoU."""
+        pts, tgt = zip(*[sample_points(masks, centres, self.cfg.proposal_points, self.rng)
+                         for _, masks, centres in scenes])
+        logits, iou = self.model.proposer.decode_points(emb, torch.stack(pts))
+        tgt_t = torch.stack(tgt).flatten(0, 1)
+        lg = logits.flatten(0, 1)
+        with torch.no_grad():
+            pred = lg > 0
+            inter = (pred & (tgt_t > 0)).flatten(1).sum(1).float()
+            union = (pred | (tgt_t > 0)).flatten(1).sum(1).float()
+            true_iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+        return (8 * focal_tversky_loss(lg, tgt_t) + 2 * mask_bce_loss(lg, tgt_t)
+                + F.mse_loss(iou.flatten().float(), true_iou))
+
+    @torch.no_grad()
+    def measure_proposer(self, records) -> dict:
+        """On the ego scenes of `records`: how often the number of centre-heatmap peaks
+        equals the number of entities (the count the perception line gives with
+        `instances: points`) at the model's peak threshold and window and at a few others,
+        and, when proposals come from points, entity recall (a proposal with IoU ≥ 0.5 with
+        the entity's gold mask) and proposals per scene."""
+        prop, ref = self.model.proposer, self.model.cfg.referent
+        scenes = self.scenes(records)
+        n = max(len(scenes), 1)
+        heats = [torch.sigmoid(prop.centre_logits(self.embeddings(image))[0].float())
+                 for image, _, _ in scenes]
+        grid = {f"{th}/{w}": sum(len(heatmap_peaks(h, ref.max_points, th, w)) == len(masks)
+                                 for h, (_, masks, _) in zip(heats, scenes)) / n
+                for th in PEAK_THRESHOLDS for w in PEAK_WINDOWS}
+        counted = sum(len(prop.points(self.embeddings(image))) == len(masks)
+                      for image, masks, _ in scenes)
+        out = {"scenes": len(scenes), "count_right": counted / n,
+               "count_right_by_peak_threshold_and_window": grid}
+        if ref.source == "points":
+            found = entities = proposed = 0
+            for image, masks, _ in scenes:
+                props = prop.propose(self.embeddings(image))
+                if len(props):
+                    ious = mask_iou_matrix(props.masks, masks)
+                    found += int((ious.max(0).values >= 0.5).sum())
+                entities += len(masks)
+                proposed += len(props)
+            out.update(entity_recall=found / max(entities, 1), proposals_per_scene=proposed / n)
+        return out
+
     def proposals(self, image: str, span_logits: torch.Tensor) -> Proposals:
         """The candidates of a referring expression on `image` with span mask logits [M, M]."""
-        if self.model.proposer is None:
+        if self.model.cfg.referent.source == "components":
             return span_components(span_logits, self.model.cfg.referent)
         if image not in self.props:
             self.props[image] = self.model.proposer.propose(self.embeddings(image))
@@ -407,12 +467,20 @@ class ReferentTrainer:
 
     def run(self) -> Path:
         t0 = time.perf_counter()
-        prop_losses = self.train_proposer() if self.model.proposer is not None else []
+        prop_losses, peaks = [], None
+        if self.model.proposer is not None:
+            prop_losses = self.train_proposer()
+            peaks = self.measure_proposer(self.val)
+            if self.cfg.choose_peaks:
+                self.choose_peaks(peaks["count_right_by_peak_threshold_and_window"])
         train = self.selector_data(self.train, self.cfg.selector_samples, "train")
         val = self.selector_data(self.val, self.cfg.val_samples, "val")
         before = self.measure(val)
         sel_losses = self.train_selector(train)
         report = {"val_before_selector_training": before, "val": self.measure(val),
+                  "val_proposer_as_trained": peaks,
+                  "val_proposer": (self.measure_proposer(self.val)
+                                   if self.model.proposer is not None else None),
                   "train": self.measure(train[: self.cfg.val_samples]),
                   "proposal_loss_last50": (float(np.mean(prop_losses[-50:]))
                                            if prop_losses else None),
