@@ -183,7 +183,8 @@ class ReferentConfig:
             ("components").
         max_points: most point prompts per image: the peaks of the proposer's entity-centre
             heatmap (one decoder pass per prompt, so this bounds the cost; "points").
-        peak_threshold: a heatmap peak below this probability is no prompt ("points").
+        peak_threshold: a heatmap peak below this probability is neither a prompt
+            (`source: points`) nor an entity counted (`instances: points`).
         peak_window: a peak is the maximum of the heatmap over a window this many cells wide
             (odd; CenterNet's 3 lets one large entity raise two peaks).
         min_area: smallest proposal kept, as a fraction of the mask's pixels.
