@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,11 +91,19 @@ def test_a_policy_of_other_weights_is_refused(eval_set, tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "apply-policy", "--run", str(tmp_path / "run"), "--model", str(other),
                  "--out", str(tmp_path / "out")]) == 2
-    assert "weights differ" in capsys.readouterr().err
+    assert "own weights" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     assert main(["eval", "apply-policy", "--run", str(tmp_path / "run"), "--model",
                  str(tmp_path / "a"), "--out", str(tmp_path / "run")]) == 2
     assert "another folder" in capsys.readouterr().err
+    # the run records the weights that answered: once the folder it names holds other weights
+    # (a shipped model updated in place), its policy no longer re-decides the old answers
+    recorded = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert len(recorded["model_weights_sha256"]) == 64
+    shutil.copy(other / "model.safetensors", tmp_path / "a" / "model.safetensors")
+    assert main(["eval", "apply-policy", "--run", str(tmp_path / "run"), "--model",
+                 str(tmp_path / "a"), "--out", str(tmp_path / "out")]) == 2
+    assert "sha256" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def _trace(score: float, modality: str) -> dict:

@@ -19,6 +19,7 @@ GPUs only when the run has already loaded it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -161,6 +162,21 @@ def write_provenance(folder: str | Path, kind: str, wall_seconds: float | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(collect(kind, wall_seconds, **extra), indent=1, default=str))
     return path
+
+
+def tensors_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of the tensors of a safetensors file (names, dtypes, shapes and values, in
+    name order): equal for equal weights however the file's header happens to be ordered."""
+    import torch
+    from safetensors import safe_open
+
+    digest = hashlib.sha256()
+    with safe_open(str(path), "pt") as f:
+        for name in sorted(f.keys()):
+            t = f.get_tensor(name).contiguous()
+            digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def read_provenance(folder: str | Path) -> dict[str, Any] | None:

@@ -64,11 +64,21 @@ def same_tensors(a: Path, b: Path) -> bool:
         return all(torch.equal(fa.get_tensor(k), fb.get_tensor(k)) for k in fa.keys())
 
 
-def check_same_weights(run_model: str, checkpoint: Path) -> None:
+def check_same_weights(run_model: str, checkpoint: Path, recorded: str | None = None) -> None:
     """Refuse a policy fitted for other weights than the run's: its confidences would be
-    another model's. A run of a preset without a folder cannot be checked and is allowed."""
+    another model's. `recorded`: the SHA-256 of the weights that answered, from the run's
+    provenance (runs written before it was recorded have none: then the folder the run names
+    is compared, which may hold other weights by now). A run of a preset without a folder
+    cannot be checked and is allowed."""
     from pixsearch.predictor import model_path
+    from pixsearch.provenance import tensors_sha256
 
+    if recorded is not None and (checkpoint / WEIGHTS).is_file():
+        if tensors_sha256(checkpoint / WEIGHTS) != recorded:
+            raise ValueError(f"the run was answered by weights with sha256 {recorded[:12]}…, "
+                             f"not {checkpoint}'s: a policy only re-decides answers of its own "
+                             "weights")
+        return
     try:
         ran = model_path(run_model)
     except FileNotFoundError:
@@ -82,9 +92,15 @@ def check_same_weights(run_model: str, checkpoint: Path) -> None:
 def replay_run(run_dir: str | Path, checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
     """Write into `out` the run `run_dir` re-decided with `checkpoint`'s policy (module doc);
     returns its scores."""
-    from pixsearch.eval.runner import finish_run, load_config, load_eval_records, read_predictions
+    from pixsearch.eval.runner import (
+        finish_run,
+        load_config,
+        load_eval_records,
+        model_weights,
+        read_predictions,
+    )
     from pixsearch.model.config import ModelConfig
-    from pixsearch.provenance import write_provenance
+    from pixsearch.provenance import read_provenance, write_provenance
 
     t0 = time.perf_counter()
     run_dir, checkpoint, out = Path(run_dir), Path(checkpoint), Path(out)
@@ -92,7 +108,8 @@ def replay_run(run_dir: str | Path, checkpoint: str | Path, out: str | Path) -> 
         raise ValueError("write the replayed run to another folder (--out): the original "
                          "predictions are what is replayed")
     cfg = load_config(run_dir)
-    check_same_weights(cfg.model, checkpoint)
+    check_same_weights(cfg.model, checkpoint,
+                       (read_provenance(run_dir) or {}).get("model_weights_sha256"))
     policy = ModelConfig.from_dict(json.loads((checkpoint / "config.json").read_text())).abstention
     predictions = read_predictions(run_dir / "predictions.jsonl")
     if not predictions:
@@ -108,7 +125,7 @@ def replay_run(run_dir: str | Path, checkpoint: str | Path, out: str | Path) -> 
     scores = finish_run(cfg, records, lines)
     scores["replayed"] = {"from": str(run_dir), "policy": to_dict(policy)}
     (out / "scores.json").write_text(json.dumps(scores, indent=2))
-    write_provenance(out, "eval", time.perf_counter() - t0)
+    write_provenance(out, "eval", time.perf_counter() - t0, **model_weights(str(checkpoint)))
     return scores
 
 

@@ -36,7 +36,7 @@ from pixsearch.eval.modes import MODES
 from pixsearch.eval.proposals import ProposalConfig
 from pixsearch.eval.segmentation import SEG_TASKS, SegmentationConfig
 from pixsearch.logs import progress_bar
-from pixsearch.provenance import write_provenance
+from pixsearch.provenance import tensors_sha256, write_provenance
 from pixsearch.types import Trace
 
 # fields that do not change what a record's prediction is (a resumed run may change them)
@@ -286,8 +286,21 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     scores["timing"] = {"answered": len(todo), "skipped": len(records) - len(todo),
                         "seconds": time.perf_counter() - t0}
     (out / "scores.json").write_text(json.dumps(scores, indent=2))
-    write_provenance(out, "eval", time.perf_counter() - t0)
+    write_provenance(out, "eval", time.perf_counter() - t0, **model_weights(cfg.model))
     return scores
+
+
+def model_weights(model: str) -> dict[str, str]:
+    """`{"model_weights_sha256": …}` of a model folder's weights (`tensors_sha256`): what a
+    run's provenance records, so that a later `eval apply-policy` can tell whether the folder
+    still holds the weights that answered (empty for a preset without a folder)."""
+    from pixsearch.predictor import model_path
+
+    try:
+        weights = model_path(model) / "model.safetensors"
+    except FileNotFoundError:
+        return {}
+    return {"model_weights_sha256": tensors_sha256(weights)} if weights.is_file() else {}
 
 
 def finish_run(cfg: EvalConfig, records: list[dict[str, Any]],
