@@ -23,8 +23,6 @@ from pixsearch.abstention import AbstentionConfig, decide
 from pixsearch.config import save, to_dict
 from pixsearch.types import Trace
 
-WEIGHTS = "model.safetensors"
-
 
 def redecide(trace: dict[str, Any], answer: str, policy: AbstentionConfig
              ) -> tuple[dict[str, Any], str]:
@@ -50,43 +48,20 @@ def redecide_line(line: dict[str, Any], policy: AbstentionConfig) -> dict[str, A
     return out
 
 
-def same_tensors(a: Path, b: Path) -> bool:
-    """Whether two safetensors files hold the same tensors (their bytes may still differ: the
-    header's order is not fixed). Compared one tensor at a time, so memory stays small."""
-    import torch
-    from safetensors import safe_open
-
-    if a.read_bytes() == b.read_bytes():
-        return True
-    with safe_open(str(a), "pt") as fa, safe_open(str(b), "pt") as fb:
-        if set(fa.keys()) != set(fb.keys()):
-            return False
-        return all(torch.equal(fa.get_tensor(k), fb.get_tensor(k)) for k in fa.keys())
-
-
 def check_same_weights(run_model: str, checkpoint: Path, recorded: str | None = None) -> None:
     """Refuse a policy fitted for other weights than the run's: its confidences would be
-    another model's. `recorded`: the SHA-256 of the weights that answered, from the run's
-    provenance (runs written before it was recorded have none: then the folder the run names
-    is compared, which may hold other weights by now). A run of a preset without a folder
-    cannot be checked and is allowed."""
-    from pixsearch.predictor import model_path
-    from pixsearch.provenance import tensors_sha256
+    another model's. `recorded`: the digest of the weights that answered, from the run's
+    provenance (`runner.model_weights`); runs written before it was recorded have none, and
+    the folder the run names is digested instead (it may hold other weights by now). A run of
+    a preset without a folder cannot be checked and is allowed."""
+    from pixsearch.eval.runner import model_weights
 
-    if recorded is not None and (checkpoint / WEIGHTS).is_file():
-        if tensors_sha256(checkpoint / WEIGHTS) != recorded:
-            raise ValueError(f"the run was answered by weights with sha256 {recorded[:12]}…, "
-                             f"not {checkpoint}'s: a policy only re-decides answers of its own "
-                             "weights")
-        return
-    try:
-        ran = model_path(run_model)
-    except FileNotFoundError:
-        return
-    a, b = ran / WEIGHTS, checkpoint / WEIGHTS
-    if a.is_file() and b.is_file() and not same_tensors(a, b):
-        raise ValueError(f"the run was answered by {ran}, whose weights differ from "
-                         f"{checkpoint}'s: a policy only re-decides answers of its own weights")
+    ran = recorded or model_weights(run_model).get("model_weights_sha256")
+    ours = model_weights(str(checkpoint)).get("model_weights_sha256")
+    if ran and ours and ran != ours:
+        raise ValueError(f"the run was answered by weights with sha256 {ran[:12]}…, not "
+                         f"{checkpoint}'s ({ours[:12]}…): a policy only re-decides answers of "
+                         "its own weights")
 
 
 def replay_run(run_dir: str | Path, checkpoint: str | Path, out: str | Path) -> dict[str, Any]:

@@ -322,8 +322,9 @@ class ReferentTrainer:
         grid = {f"{th}/{w}": sum(len(heatmap_peaks(h, ref.max_points, th, w)) == len(masks)
                                  for h, (_, masks, _) in zip(heats, scenes)) / n
                 for th in PEAK_THRESHOLDS for w in PEAK_WINDOWS}
-        counted = sum(len(prop.points(self.embeddings(image))) == len(masks)
-                      for image, masks, _ in scenes)
+        counted = sum(len(heatmap_peaks(h, ref.max_points, ref.peak_threshold,
+                                        ref.peak_window)) == len(masks)
+                      for h, (_, masks, _) in zip(heats, scenes))
         out = {"scenes": len(scenes), "count_right": counted / n,
                "count_right_by_peak_threshold_and_window": grid}
         if ref.source == "points":
