@@ -38,11 +38,10 @@ def _calibrate(model: str, *runs: str) -> str:
             f"--model src/pixsearch/weights/{model}")
 
 
-def _runs(model: str, val_limit: str, val900: str = "") -> dict[str, str]:
+def _runs(model: str, val_limit: str, val900: bool = False) -> dict[str, str]:
     """Run folder → the commands that made it (docs/results/MODEL/README.md). With `val900`
-    (which weights answered, when not the shipped ones) the policy was calibrated on the
-    model's full-mode and whole-image answers to the 900-record val world (VAL900) pooled, not
-    on the 300 of val."""
+    the policy was calibrated on the model's full-mode and whole-image answers to the
+    900-record val world (VAL900) pooled, not on the 300 of val."""
     val = _eval(model, "val", f"docs/results/{model}/val_full", val_limit)
     runs = {"val_full": val + (" decode.abstain=false" if val900 else _calibrate(model, "val_full"))}
     if val900:
@@ -54,8 +53,6 @@ def _runs(model: str, val_limit: str, val900: str = "") -> dict[str, str]:
             _eval(model, "val", f"docs/results/{model}/val900_whole_image", world=VAL900,
                   mode="whole_image")
             + _calibrate(model, "val900_full", "val900_whole_image"))
-        for run in ("val900_full", "val900_whole_image"):
-            runs[run] = f"({val900}) {runs[run]}"
     runs["test_full"] = _eval(model, "test", "runs/test_full")
     runs["test_unseen_full"] = _eval(model, "test_unseen", "runs/test_unseen_full")
     return runs
@@ -68,10 +65,7 @@ CARDS = {
     "mini": dict(runs=_runs("mini", ""), command=(
         "pixsearch world build --scale full && pixsearch train --config configs/train/mini.yaml "
         "&& pixsearch train --recipe referent --config configs/train/mini_referent.yaml")),
-    "gemma-270m": dict(runs=_runs("gemma-270m", "", val900=(
-        "answered by the weights before the centre head was added, model.safetensors sha256 "
-        "0f6ae530…; the head changes only the count in region evidence, and the policy was "
-        "not refitted")), command=(
+    "gemma-270m": dict(runs=_runs("gemma-270m", "", val900=True), command=(
         "pixsearch world build --scale full && pixsearch train --config "
         "configs/train/gemma.yaml && pixsearch train --recipe referent --config "
         "configs/train/mini_referent.yaml model=$PIXSEARCH_HOME/models/gemma-270m "
@@ -85,7 +79,9 @@ CARDS = {
         "'referent.thresholds=[0.5,0.2,0.05,0.01,0.002]' warm_start=true selector_samples=2000 "
         "val_samples=300 selector_lr=5e-4, then its entity counter (the proposer's centre "
         "heatmap, everything else frozen): pixsearch train --recipe referent --config "
-        "configs/train/gemma_centres.yaml"),
+        "configs/train/gemma_centres.yaml, then its proposals cut at those centres (no "
+        "weight changes): pixsearch train --recipe referent --config "
+        "configs/train/gemma_peak_split.yaml"),
         data=DATA + ". The first run (`configs/train/gemma.yaml`, 53.9 min) and the referent "
         "selection (below; measured on the span embeddings before the last stage) used it as "
         "is; the last stage (the table) used the same scenes and questions with gold "

@@ -112,12 +112,24 @@ def test_tiny_model_with_referent_proposes_and_selects():
         assert any(torch.equal(out[0, 0], lg) for lg in props.logits) and 0 < prob <= 1
 
 
+def _at_region_search(model):
+    """A session of `model` on a random 91 × 47 image, run up to its `<region>` token."""
+    import numpy as np
+    from PIL import Image
+
+    traj = model.renderer.trajectory("What flag is this?", "The flag on the left <search>"
+                                     "<region></search><information>x</information> is Peru.",
+                                     spans=[(4, 17)])
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (47, 91, 3), np.uint8))
+    session, _ = model.start(model.renderer.prompt("What flag is this?"), img)
+    return session, img, traj.input_ids[traj.prompt_len:traj.region_positions[0] + 1]
+
+
 def test_centres_from_the_proposer_while_selecting_among_components():
     """`instances: points`: the perception line counts the peaks of the proposer's centre
     heatmap, one per entity of the image, whatever the span mask looks like; selection still
     uses the span mask's components."""
     import numpy as np
-    from PIL import Image
 
     from pixsearch.perception import region_view
 
@@ -126,13 +138,9 @@ def test_centres_from_the_proposer_while_selecting_among_components():
                                            "instances": "points", "peak_threshold": 0.0}})
     model = build_model(cfg).eval()
     assert model.proposer is not None
-    traj = model.renderer.trajectory("What flag is this?", "The flag on the left <search>"
-                                     "<region></search><information>x</information> is Peru.",
-                                     spans=[(4, 17)])
-    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (47, 91, 3), np.uint8))
-    session, _ = model.start(model.renderer.prompt("What flag is this?"), img)
+    session, img, ids = _at_region_search(model)
     assert session.centres() is None  # before any region search
-    session.extend(traj.input_ids[traj.prompt_len:traj.region_positions[0] + 1])
+    session.extend(ids)
     mask = session.region_mask()
     assert session.instances() is None  # the span mask's instances are not what is counted
     centres = session.centres()
@@ -190,6 +198,45 @@ def test_split_components_add_each_of_two_touching_entities():
         ReferentConfig(split_min_distance=-1)
 
 
+def test_components_are_cut_at_the_entity_centres_inside_them():
+    """`split_at_peaks`: two flags touching along a long side are one component and a single
+    distance ridge; the centre heatmap's two peaks inside it cut it into the two flags, and
+    a peak outside every component (or a lone one) cuts nothing."""
+    m = 48
+    a, b = _box(m, 4, 10, 40, 22), _box(m, 4, 22, 40, 34)  # wide flags, one above the other
+    logits = torch.where(a | b, torch.tensor(4.0), torch.tensor(-8.0))
+    cfg = ReferentConfig(enabled=True, thresholds=[0.5], min_area=0.0, nms_iou=0.7,
+                         split_at_peaks=True)
+    centres = torch.tensor([[22.0, 16.0], [22.0, 28.0], [44.0, 44.0]]) / m  # (x, y)
+    split = span_components(logits, cfg, centres)
+    iou = mask_iou_matrix(split.masks, torch.stack([a, b, a | b]))
+    assert len(split) == 3 and (iou.amax(0) > 0.9).all()  # the pair, and each flag
+    for lg, mk in zip(split.logits, split.masks):
+        assert torch.equal(lg > 0, mk)
+    assert len(span_components(logits, cfg, centres[:1])) == 1  # one centre: one entity
+    assert len(span_components(logits, cfg, centres[2:])) == 1  # a centre off the mask
+    assert len(span_components(logits, cfg)) == 1  # no centres: the plain components
+    assert ReferentConfig(split_at_peaks=True).needs_centres
+    assert not ReferentConfig().needs_centres
+
+
+def test_a_session_cuts_components_at_its_centre_peaks():
+    """The decoding session hands the proposer's peaks to the component proposals once per
+    image; a model with `split_at_peaks` builds the proposer."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", {"referent": {"enabled": True, "split_at_peaks": True,
+                                           "peak_threshold": 0.0, "min_area": 0.0}})
+    model = build_model(cfg).eval()
+    assert model.proposer is not None
+    session, _, ids = _at_region_search(model)
+    session.extend(ids)
+    assert session.region_mask().shape == (47, 91)
+    peaks = session.entity_points
+    assert peaks is not None and torch.equal(peaks, model.proposer.points(session.mask_emb))
+    expected = span_components(session.span_logits, cfg.referent, peaks)
+    assert len(session._proposals(session.span_logits[None, None])) == len(expected)
+
+
 def test_tiny_model_with_component_referent_selects_a_component():
     torch.manual_seed(0)
     model = build_model(get_preset("tiny", {"referent": {"enabled": True,
@@ -212,10 +259,12 @@ def test_referent_config_rejects_unknown_source():
         ReferentConfig(source="grid")
 
 
-@pytest.mark.parametrize("source,instances", [("components", "span"), ("points", "span"),
-                                              ("components", "points")])
+@pytest.mark.parametrize("source,instances,split", [("components", "span", False),
+                                                    ("points", "span", False),
+                                                    ("components", "points", False),
+                                                    ("components", "span", True)])
 def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tmp_path, source,
-                                                                 instances):
+                                                                 instances, split):
     from pixsearch.model.checkpoint import save_checkpoint
     from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
 
@@ -225,7 +274,7 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
                               proposal_points=4, selector_samples=16, val_samples=8,
                               selector_epochs=2, selector_batch=4, num_threads=1,
                               referent={"source": source, "instances": instances,
-                                        "peak_threshold": 0.0,
+                                        "split_at_peaks": split, "peak_threshold": 0.0,
                                         "score_threshold": -10.0,
                                         "min_area": 0.0},
                               cache=str(tmp_path / "cache"))
@@ -233,7 +282,8 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
     report = json.loads((out / "referent_report.json").read_text())
     assert 0.0 <= report["val"]["right_referent"] <= 1.0 and report["val"]["n"] > 0
     proposer = report["val_proposer"]
-    if "points" in (source, instances):
+    centres = "points" in (source, instances) or split
+    if centres:
         assert proposer["scenes"] > 0 and 0.0 <= proposer["count_right"] <= 1.0
         assert ("entity_recall" in proposer) == (source == "points")
         # the peak settings the recipe chose on val are the saved model's, and the best
@@ -243,7 +293,7 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
     else:
         assert proposer is None
     model = load_checkpoint(out)
-    assert (model.proposer is not None) == ("points" in (source, instances))
+    assert (model.proposer is not None) == centres
     assert model.cfg.referent.enabled and model.referent is not None
     # the frozen parts are the base model's, bit for bit
     base = load_checkpoint(base_dir)
@@ -281,6 +331,12 @@ def test_with_referent_warm_start_keeps_the_selector_the_base_has():
     assert model.cfg.referent.split_min_distance == 6
     for name, p in base.state_dict().items():
         assert torch.equal(p, model.state_dict()[name]), name
+    # a base with a trained centre head keeps it too: more expressions, same peaks
+    counting = build_model(get_preset("tiny", {"referent": {
+        "enabled": True, "dim": 16, "heads": 2, "instances": "points"}})).eval()
+    kept = with_referent(counting, {"split_at_peaks": True}, warm_start=True)
+    for name, p in counting.state_dict().items():
+        assert torch.equal(p, kept.state_dict()[name]), name
     with pytest.raises(ValueError, match="warm_start"):
         with_referent(build_model(get_preset("tiny")), {}, warm_start=True)
     with pytest.raises(ValueError, match="cannot change"):

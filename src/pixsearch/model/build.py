@@ -235,7 +235,7 @@ def _build(cfg: ModelConfig, tokenizer: Any, corpus: Iterable[str] | None) -> Pi
     if md.vision_encoder is None:
         feats = MaskFeatureMap(backbone.grid_dim, md.hidden, md.grid, cfg.hires)
     proposer = referent = None
-    if cfg.referent.enabled and "points" in (cfg.referent.source, cfg.referent.instances):
+    if cfg.referent.enabled and cfg.referent.needs_centres:
         # the proposer's decoder is a copy of the mask decoder's shape; its image embeddings
         # are the mask decoder's, so it needs no image encoder of its own
         proposer = InstanceProposer(MaskDecoder(replace(cfg.mask_decoder, sam_vision=False)),

@@ -172,8 +172,8 @@ class ReferentConfig:
 
     Attributes:
         enabled: build the selector (and the point proposer when `source` or `instances` is
-            "points"); region masks then come from the selected proposal (the
-            span-conditioned mask when there is no proposal).
+            "points", or with `split_at_peaks`); region masks then come from the selected
+            proposal (the span-conditioned mask when there is no proposal).
         source: where proposals come from. "components": the connected components of the
             span-conditioned mask's probabilities at each of `thresholds` (no extra network:
             its low-probability blobs are the other entities it hesitated between). "points":
@@ -198,6 +198,11 @@ class ReferentConfig:
             at one probability form one component that no threshold separates.
         split_min_depth: a distance peak nearer than this many mask pixels to the component's
             edge seeds no piece (thin parts are not entities of their own).
+        split_at_peaks: each component ("components") holding two or more peaks of the
+            proposer's entity-centre heatmap (at `peak_threshold` and `peak_window`) is also
+            cut into one piece per peak, each pixel going to the nearest (before
+            `split_min_distance`, which then applies only to components holding fewer); the
+            proposer is then built, and its centre head needs training.
         instances: where the entities the perception line counts come from
             (`pixsearch/perception.py`: "3 like it in the image, 1 left of it"). "span": the
             components of the span-conditioned mask, each cut along its watershed (touching
@@ -220,11 +225,17 @@ class ReferentConfig:
     max_candidates: int = 12
     split_min_distance: int = 0
     split_min_depth: float = 4.0
+    split_at_peaks: bool = False
     instances: str = "span"
     dim: int = 128
     layers: int = 2
     heads: int = 4
     dropout: float = 0.1
+
+    @property
+    def needs_centres(self) -> bool:
+        """Whether the proposer's centre heatmap is used (and so the proposer built)."""
+        return "points" in (self.source, self.instances) or self.split_at_peaks
 
     def __post_init__(self) -> None:
         if self.source not in ("components", "points"):

@@ -8,7 +8,10 @@ of the map at a few thresholds are the candidates (one per entity, or a merged b
 granularity), de-duplicated by non-maximum suppression. No network of its own. Entities
 that touch or overlap are covered at one probability and form a single component at every
 threshold; with `split_min_distance` each component is also cut along the watershed of its
-distance transform, one piece per interior peak, so the single entities are candidates too.
+distance transform, one piece per interior peak, so the single entities are candidates too;
+with `split_at_peaks` a component is cut between the peaks of the proposer's entity-centre
+heatmap that lie inside it instead, one piece per entity the heatmap found (distance peaks
+miss two flags that touch along a long side and cut one long flag in two).
 
 **Points.** SAM's automatic mask generation, made affordable on a CPU: instead of a dense grid of point
 prompts (one decoder pass each: a 12 × 12 grid costs seconds), a small convolutional head
@@ -106,40 +109,84 @@ def watershed_pieces(mask: np.ndarray, min_distance: int, min_depth: float) -> l
     return [ws == i for i in range(1, len(peaks) + 1)]
 
 
-def _component_masks(prob: torch.Tensor, threshold: float, cfg: ReferentConfig
-                     ) -> list[torch.Tensor]:
-    """The connected components of `prob` [M, M] above `threshold` (and, with
-    `cfg.split_min_distance`, their watershed pieces), none smaller than `cfg.min_area`."""
+def seeded_pieces(mask: np.ndarray, seeds: np.ndarray) -> list[np.ndarray]:
+    """The pieces of a boolean mask [H, W] around each seed pixel (row, col) [n, 2] that lies
+    inside it: every pixel goes to the nearest seed it is connected to (a watershed of the
+    distance to the seeds), one entity per seed. [] when fewer than two seeds lie inside (the
+    mask is then one entity already)."""
+    from scipy import ndimage
+    try:
+        from skimage.segmentation import watershed
+    except ImportError as e:
+        raise ImportError("splitting proposals at centre peaks (referent.split_at_peaks) needs "
+                          "scikit-image: pip install 'pixsearch[model]'") from e
+    inside = [tuple(s) for s in seeds if mask[s[0], s[1]]]
+    if len(inside) < 2:
+        return []
+    markers = np.zeros(mask.shape, np.int32)
+    for i, (r, c) in enumerate(inside, start=1):
+        markers[r, c] = i
+    # the seeds are entity centres, the minima of this map: its watershed lines lie halfway
+    # between them (the mask's own distance transform peaks on the ridge between two
+    # touching flags, so flooding it from their centres gives the ridge to one of them)
+    ws = watershed(ndimage.distance_transform_edt(markers == 0), markers, mask=mask)
+    return [ws == i for i in range(1, len(inside) + 1)]
+
+
+def _pieces(comp: np.ndarray, cfg: ReferentConfig, seeds: np.ndarray | None
+            ) -> list[np.ndarray]:
+    """The entities inside one component [h, w] (its box): cut at the centre peaks inside
+    it when there are any, else along its own distance peaks (`cfg.split_min_distance`)."""
+    if seeds is not None and (pieces := seeded_pieces(comp, seeds)):
+        return pieces
+    if cfg.split_min_distance:
+        return watershed_pieces(comp, cfg.split_min_distance, cfg.split_min_depth)
+    return []
+
+
+def _component_masks(prob: torch.Tensor, threshold: float, cfg: ReferentConfig,
+                     peaks: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """The connected components of `prob` [M, M] above `threshold` and, with entity-centre
+    `peaks` ((x, y) in [0, 1], [n, 2]) or `cfg.split_min_distance`, their pieces (`_pieces`),
+    none smaller than `cfg.min_area`."""
     from scipy import ndimage
 
     m = prob.shape[-1]
     labels, _ = ndimage.label((prob > threshold).cpu().numpy(), structure=np.ones((3, 3), bool))
+    seeds = None
+    if peaks is not None:  # (x, y) in [0, 1] → (row, col) mask pixels
+        seeds = (peaks.flip(-1).cpu().numpy() * m).astype(np.int64).clip(0, m - 1)
     out = []
     for c, box in enumerate(ndimage.find_objects(labels), start=1):
         comp = labels == c
         parts = [comp]
-        if cfg.split_min_distance:
-            # the watershed runs on the component's box only: the rest of the map is empty
-            for piece in watershed_pieces(comp[box], cfg.split_min_distance,
-                                          cfg.split_min_depth):
-                full = np.zeros_like(comp)
-                full[box] = piece
-                parts.append(full)
+        # the pieces are cut in the component's box only: the rest of the map is empty
+        local = None if seeds is None else seeds - [box[0].start, box[1].start]
+        if local is not None:
+            h, w = comp[box].shape
+            local = local[(local >= 0).all(1) & (local[:, 0] < h) & (local[:, 1] < w)]
+        for piece in _pieces(comp[box], cfg, local):
+            full = np.zeros_like(comp)
+            full[box] = piece
+            parts.append(full)
         out += [torch.from_numpy(p).to(prob.device) for p in parts
                 if p.sum() >= cfg.min_area * m * m]
     return out
 
 
-def span_components(logits: torch.Tensor, cfg: ReferentConfig) -> Proposals:
+def span_components(logits: torch.Tensor, cfg: ReferentConfig,
+                    peaks: torch.Tensor | None = None) -> Proposals:
     """Proposals from the span-conditioned mask logits [M, M] (see module doc): each
     component's logits are the map's, shifted so that its own threshold is 0 inside it, and
-    strongly negative outside; its score is its mean probability."""
+    strongly negative outside; its score is its mean probability. `peaks`: the image's
+    entity centres ((x, y) in [0, 1] of the mask frame, [n, 2]; `referent.split_at_peaks`):
+    a component holding two or more is also cut into one piece per centre."""
     m = logits.shape[-1]
     lg = logits.float()
     prob = torch.sigmoid(lg)
     out_lg, out_masks, out_sc = [], [], []
     for th in cfg.thresholds:
-        for comp in _component_masks(prob, th, cfg):
+        for comp in _component_masks(prob, th, cfg, peaks):
             out_masks.append(comp)
             out_sc.append(prob[comp].mean())
             out_lg.append(torch.where(comp, _shift(lg, th).clamp_min(1e-3),

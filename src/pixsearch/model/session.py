@@ -127,8 +127,10 @@ class PixSearchSession:
         return chosen
 
     def _proposals(self, span_logits: torch.Tensor) -> Proposals:
-        if self.model.cfg.referent.source == "components":
-            return span_components(span_logits[0, 0], self.model.cfg.referent)
+        ref = self.model.cfg.referent
+        if ref.source == "components":
+            return span_components(span_logits[0, 0], ref,
+                                   self._peaks() if ref.split_at_peaks else None)
         if self.proposals is None:  # once per image: every region search shares them
             self.proposals = self.model.proposer.propose(self.mask_emb)
         return self.proposals
@@ -159,10 +161,14 @@ class PixSearchSession:
         span mask's instances instead, or before any region search."""
         if self.span_logits is None or not self._counts_points():
             return None
-        if self.entity_points is None:  # once per image, as the proposals
-            self.entity_points = self.model.proposer.points(self.mask_emb)
         return self.model.mask_decoder.frame(*self.image_size).points_to_original(
-            self.entity_points)
+            self._peaks())
+
+    def _peaks(self) -> torch.Tensor:
+        """The proposer's entity centres in the mask frame [n, 2], once per image."""
+        if self.entity_points is None:
+            self.entity_points = self.model.proposer.points(self.mask_emb)
+        return self.entity_points
 
     def region_mask(self) -> np.ndarray:
         """Boolean HxW mask (original image size) of the entity being talked about."""

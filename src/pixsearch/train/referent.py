@@ -13,6 +13,8 @@ them, with everything else frozen:
    inside each entity's gold mask, most near its centre, plus a few anywhere, whose target is
    the entity there or nothing), over the frozen image embeddings of the train scenes.
    Loss: focal loss of the heatmap, focal-Tversky + BCE of the masks, MSE of the IoU head.
+   The centre head alone is trained when the heatmap only counts entities
+   (`instances: points`) or cuts merged components at its peaks (`split_at_peaks`).
 2. **Selector.** For every referring expression of the train split (Stage-1 referring
    samples and Stage-2 trajectories), the frozen model gives the span embedding and the
    span-conditioned mask; the proposals are the candidates; the target is the
@@ -76,9 +78,11 @@ class ReferentTrainConfig:
         selector_batch: expressions per selector step.
         selector_lr: AdamW learning rate of the selector.
         selector_weight_decay: AdamW weight decay of the selector.
-        warm_start: start the selector from the base model's (it must have one) instead of
-            fresh: to adapt a trained selector to other proposals (`referent.split_*`) on
-            fewer expressions, or, with `selector_epochs: 0`, to measure it on them.
+        warm_start: start the selector, and the proposer when the base model has one, from
+            the base model's (it must have a selector) instead of fresh: to adapt a trained
+            selector to other proposals (`referent.split_*`) on fewer expressions, or, with
+            `selector_epochs: 0`, to measure it on them. A kept proposer trains on for
+            `proposal_steps` (0: it stays as it is).
         choose_peaks: after training the proposer, set the centre heatmap's peak threshold
             and window (`referent.peak_threshold`, `peak_window`) to those that count the
             entities of the val scenes right most often (the report's grid), instead of
@@ -114,10 +118,10 @@ class ReferentTrainConfig:
 
 def with_referent(base: PixSearchModel, overrides: dict, warm_start: bool = False
                   ) -> PixSearchModel:
-    """`base` rebuilt with referent selection enabled: its weights, plus a proposer whose
-    decoder starts from `base`'s mask decoder and a selector, fresh or (`warm_start`)
-    `base`'s own (otherwise a selector or proposer `base` already has is left out: the
-    shipped `mini` has one)."""
+    """`base` rebuilt with referent selection enabled: its weights, plus a proposer and a
+    selector, fresh or (`warm_start`) `base`'s own where it has them (otherwise a selector or
+    proposer `base` already has is left out: the shipped `mini` has one). A fresh proposer's
+    decoder starts from `base`'s mask decoder."""
     if warm_start and base.referent is None:
         raise ValueError(f"warm_start needs a base model with a selector; {base.cfg.name!r} "
                          "has none (train one first: warm_start=false)")
@@ -127,11 +131,13 @@ def with_referent(base: PixSearchModel, overrides: dict, warm_start: bool = Fals
     cfg = copy.deepcopy(base.cfg)
     cfg.referent = ReferentConfig(**{**asdict(cfg.referent), **overrides, "enabled": True})
     model = build_model(cfg, tokenizer=base.tokenizer)
-    fresh = ("proposer.",) if warm_start else ("proposer.", "referent.")
+    keep_proposer = warm_start and base.proposer is not None and model.proposer is not None
+    fresh = ("referent.",) if not warm_start else ()
+    fresh += () if keep_proposer else ("proposer.",)
     state = {k: v for k, v in base.state_dict().items() if not k.startswith(fresh)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith(fresh) for k in missing)
-    if model.proposer is None:  # proposals are the span mask's components
+    if model.proposer is None or keep_proposer:
         return model
     # the proposer shares the image grid's positional basis: never take the prompt encoder's
     state = {k: v for k, v in base.mask_decoder.state_dict().items()
@@ -222,6 +228,7 @@ class ReferentTrainer:
         self.features.precompute(images)
         self.emb: dict[str, torch.Tensor] = {}
         self.props: dict[str, Proposals] = {}
+        self.peaks: dict[str, torch.Tensor] = {}
         self.rgb: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
@@ -278,6 +285,7 @@ class ReferentTrainer:
         for p in prop.parameters():
             p.requires_grad_(False)
         self.props.clear()
+        self.peaks.clear()
         return losses
 
     def choose_peaks(self, grid: dict[str, float]) -> None:
@@ -288,6 +296,7 @@ class ReferentTrainer:
         ref = self.model.cfg.referent  # the proposer reads the same config object
         ref.peak_threshold, ref.peak_window = float(threshold), int(window)
         assert self.model.proposer.cfg is ref
+        self.peaks.clear()
         log.info("centre peaks: threshold %s, window %s (val count right %.3f)",
                  threshold, window, grid[best])
 
@@ -341,8 +350,14 @@ class ReferentTrainer:
 
     def proposals(self, image: str, span_logits: torch.Tensor) -> Proposals:
         """The candidates of a referring expression on `image` with span mask logits [M, M]."""
-        if self.model.cfg.referent.source == "components":
-            return span_components(span_logits, self.model.cfg.referent)
+        ref = self.model.cfg.referent
+        if ref.source == "components":
+            peaks = None
+            if ref.split_at_peaks:
+                if image not in self.peaks:
+                    self.peaks[image] = self.model.proposer.points(self.embeddings(image))
+                peaks = self.peaks[image]
+            return span_components(span_logits, ref, peaks)
         if image not in self.props:
             self.props[image] = self.model.proposer.propose(self.embeddings(image))
         return self.props[image]
