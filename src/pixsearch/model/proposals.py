@@ -111,7 +111,7 @@ def watershed_pieces(mask: np.ndarray, min_distance: int, min_depth: float) -> l
 
 def seeded_pieces(mask: np.ndarray, seeds: np.ndarray) -> list[np.ndarray]:
     """The pieces of a boolean mask [H, W] around each seed pixel (row, col) [n, 2] that lies
-    inside it: every pixel goes to the nearest seed it is connected to (a watershed of the
+    inside it (others, in or out of its frame, are ignored): every pixel goes to the nearest seed it is connected to (a watershed of the
     distance to the seeds), one entity per seed. [] when fewer than two seeds lie inside (the
     mask is then one entity already)."""
     from scipy import ndimage
@@ -120,7 +120,8 @@ def seeded_pieces(mask: np.ndarray, seeds: np.ndarray) -> list[np.ndarray]:
     except ImportError as e:
         raise ImportError("splitting proposals at centre peaks (referent.split_at_peaks) needs "
                           "scikit-image: pip install 'pixsearch[model]'") from e
-    inside = [tuple(s) for s in seeds if mask[s[0], s[1]]]
+    h, w = mask.shape
+    inside = [(r, c) for r, c in seeds if 0 <= r < h and 0 <= c < w and mask[r, c]]
     if len(inside) < 2:
         return []
     markers = np.zeros(mask.shape, np.int32)
@@ -162,9 +163,6 @@ def _component_masks(prob: torch.Tensor, threshold: float, cfg: ReferentConfig,
         parts = [comp]
         # the pieces are cut in the component's box only: the rest of the map is empty
         local = None if seeds is None else seeds - [box[0].start, box[1].start]
-        if local is not None:
-            h, w = comp[box].shape
-            local = local[(local >= 0).all(1) & (local[:, 0] < h) & (local[:, 1] < w)]
         for piece in _pieces(comp[box], cfg, local):
             full = np.zeros_like(comp)
             full[box] = piece
