@@ -81,7 +81,9 @@ CARDS = {
         "heatmap, everything else frozen): pixsearch train --recipe referent --config "
         "configs/train/gemma_centres.yaml, then its proposals cut at those centres (no "
         "weight changes): pixsearch train --recipe referent --config "
-        "configs/train/gemma_peak_split.yaml"),
+        "configs/train/gemma_peak_split.yaml, then its selector retrained fresh on 5,000 "
+        "expressions with the centres counted around each candidate: pixsearch train "
+        "--recipe referent --config configs/train/gemma_peak_counts.yaml"),
         data=DATA + ". The first run (`configs/train/gemma.yaml`, 53.9 min) and the referent "
         "selection (below; measured on the span embeddings before the last stage) used it as "
         "is; the last stage (the table) used the same scenes and questions with gold "

@@ -18,6 +18,7 @@ from pixsearch.model.referent import (
     candidate_features,
     colour_shares,
     feature_dim,
+    peak_counts,
 )
 
 
@@ -59,6 +60,24 @@ def test_candidate_features_geometry_ranks_and_colour():
     assert (x0, y0, x1, y1) == (0.5, 0.0, 1.0, 0.25)
     assert f[0, 9].item() == 1.0 and f[1, 9].item() == 0.0  # cx rank: first is rightmost
     assert f[0, 12].item() == 1.0 and f[1, 12].item() == 0.0  # mean red inside
+
+
+def test_peak_counts_count_entity_centres_inside_and_to_each_side():
+    """Three flags in a row and a blob merging the first two: the middle flag holds one centre
+    with one to its left and one to its right; the blob holds two with one to its right."""
+    m = 16
+    masks = torch.stack([_box(m, 0, 4, 4, 8), _box(m, 6, 4, 10, 8), _box(m, 12, 4, 16, 8),
+                         _box(m, 0, 4, 10, 8)])
+    peaks = torch.tensor([[2.5, 6.0], [8.5, 6.0], [14.5, 6.0]]) / m
+    counts = peak_counts(masks, peaks) * 4.0  # PEAK_SCALE
+    # inside, left, right, above, below, all
+    assert counts.tolist() == [[1, 0, 2, 0, 0, 3], [1, 1, 1, 0, 0, 3], [1, 2, 0, 0, 0, 3],
+                               [2, 0, 1, 0, 0, 3]]
+    assert peak_counts(masks, torch.zeros(0, 2)).abs().sum() == 0
+    emb = torch.randn(5, 4, 4)
+    f = candidate_features(masks, torch.ones(4), emb, torch.zeros(m, m), torch.zeros(3, m, m),
+                           peaks)
+    assert f.shape == (4, feature_dim(5, peaks=True)) and torch.equal(f[:, -6:], counts / 4.0)
 
 
 def test_colour_shares_name_colours_under_any_lighting():
@@ -237,6 +256,20 @@ def test_a_session_cuts_components_at_its_centre_peaks():
     assert len(session._proposals(session.span_logits[None, None])) == len(expected)
 
 
+def test_a_session_hands_its_centres_to_a_selector_that_counts_them():
+    """With `peak_features` the selector is built wider and reads the session's peaks."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", {"referent": {"enabled": True, "peak_features": True,
+                                           "peak_threshold": 0.0, "min_area": 0.0}})
+    model = build_model(cfg).eval()
+    assert model.proposer is not None
+    assert model.referent.candidate[0].in_features == feature_dim(cfg.mask_decoder.hidden, True)
+    session, _, ids = _at_region_search(model)
+    session.extend(ids)
+    assert session.region_mask().shape == (47, 91)
+    assert session.entity_points is not None and session.mask_score is not None
+
+
 def test_tiny_model_with_component_referent_selects_a_component():
     torch.manual_seed(0)
     model = build_model(get_preset("tiny", {"referent": {"enabled": True,
@@ -259,12 +292,12 @@ def test_referent_config_rejects_unknown_source():
         ReferentConfig(source="grid")
 
 
-@pytest.mark.parametrize("source,instances,split", [("components", "span", False),
-                                                    ("points", "span", False),
-                                                    ("components", "points", False),
-                                                    ("components", "span", True)])
+@pytest.mark.parametrize("source,instances,split,counts", [
+    ("components", "span", False, False), ("points", "span", False, False),
+    ("components", "points", False, False), ("components", "span", True, False),
+    ("components", "span", False, True)])
 def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tmp_path, source,
-                                                                 instances, split):
+                                                                 instances, split, counts):
     from pixsearch.model.checkpoint import save_checkpoint
     from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
 
@@ -274,7 +307,8 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
                               proposal_points=4, selector_samples=16, val_samples=8,
                               selector_epochs=2, selector_batch=4, num_threads=1,
                               referent={"source": source, "instances": instances,
-                                        "split_at_peaks": split, "peak_threshold": 0.0,
+                                        "split_at_peaks": split, "peak_features": counts,
+                                        "peak_threshold": 0.0,
                                         "score_threshold": -10.0,
                                         "min_area": 0.0},
                               cache=str(tmp_path / "cache"))
@@ -282,7 +316,7 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
     report = json.loads((out / "referent_report.json").read_text())
     assert 0.0 <= report["val"]["right_referent"] <= 1.0 and report["val"]["n"] > 0
     proposer = report["val_proposer"]
-    centres = "points" in (source, instances) or split
+    centres = "points" in (source, instances) or split or counts
     if centres:
         assert proposer["scenes"] > 0 and 0.0 <= proposer["count_right"] <= 1.0
         assert ("entity_recall" in proposer) == (source == "points")
@@ -319,6 +353,13 @@ def test_with_referent_replaces_a_selector_the_base_already_has():
     for name, p in base.state_dict().items():
         if not name.startswith("referent."):
             assert torch.equal(p, model.state_dict()[name]), name
+    # a fresh selector that also counts entity centres keeps the centre head it reads them from
+    counting = build_model(get_preset("tiny", {"referent": {
+        "enabled": True, "dim": 16, "heads": 2, "instances": "points"}})).eval()
+    wider = with_referent(counting, {"peak_features": True})
+    for name, p in counting.state_dict().items():
+        if name.startswith("proposer."):
+            assert torch.equal(p, wider.state_dict()[name]), name
 
 
 def test_with_referent_warm_start_keeps_the_selector_the_base_has():
@@ -341,6 +382,8 @@ def test_with_referent_warm_start_keeps_the_selector_the_base_has():
         with_referent(build_model(get_preset("tiny")), {}, warm_start=True)
     with pytest.raises(ValueError, match="cannot change"):
         with_referent(base, {"dim": 32}, warm_start=True)
+    with pytest.raises(ValueError, match="cannot change"):
+        with_referent(base, {"peak_features": True}, warm_start=True)
 
 
 def test_a_larger_referent_run_recomputes_only_what_it_adds(small_world, tmp_path):

@@ -241,7 +241,8 @@ def _build(cfg: ModelConfig, tokenizer: Any, corpus: Iterable[str] | None) -> Pi
         proposer = InstanceProposer(MaskDecoder(replace(cfg.mask_decoder, sam_vision=False)),
                                     cfg.referent)
     if cfg.referent.enabled:
-        referent = ReferentSelector(d_lm, feature_dim(md.hidden), cfg.referent)
+        referent = ReferentSelector(d_lm, feature_dim(md.hidden, cfg.referent.peak_features),
+                                    cfg.referent)
     model = PixSearchModel(cfg, backbone, SpanTagger(d_lm, cfg.span_tagger),
                            SpanToQueries(d_lm, md.hidden, cfg.mask_decoder.num_queries),
                            md, feats, tok, table, proposer, referent)

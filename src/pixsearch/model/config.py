@@ -209,6 +209,12 @@ class ReferentConfig:
             entities merge or a long one is cut in two). "points": the peaks of the
             proposer's entity-centre heatmap, one per entity (the proposer is then built
             whatever `source` is, and the referent recipe trains its centre head).
+        peak_features: each candidate's features also count the proposer's entity centres
+            (`peak_threshold`, `peak_window`) inside it and, of those outside, left, right,
+            above and below its centroid: ordinal expressions are counts of entities ("the
+            second from the right" has one to its right), which ranks among the candidates
+            (nested and merged blobs of the same entities) do not give. The proposer is then
+            built, and its centre head needs training.
         dim, layers, heads: width, encoder layers and heads of the selector.
         dropout: dropout of the selector while it trains (a few thousand expressions).
     """
@@ -226,6 +232,7 @@ class ReferentConfig:
     split_min_distance: int = 0
     split_min_depth: float = 4.0
     split_at_peaks: bool = False
+    peak_features: bool = False
     instances: str = "span"
     dim: int = 128
     layers: int = 2
@@ -235,7 +242,8 @@ class ReferentConfig:
     @property
     def needs_centres(self) -> bool:
         """Whether the proposer's centre heatmap is used (and so the proposer built)."""
-        return "points" in (self.source, self.instances) or self.split_at_peaks
+        return ("points" in (self.source, self.instances) or self.split_at_peaks
+                or self.peak_features)
 
     def __post_init__(self) -> None:
         if self.source not in ("components", "points"):

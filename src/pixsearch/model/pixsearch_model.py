@@ -170,16 +170,19 @@ class PixSearchModel(nn.Module):
         return self.mask_decoder.frame(*image.size).rgb(image, self.mask_size)
 
     def select_region(self, mask_emb: torch.Tensor, span_emb: torch.Tensor,
-                      span_logits: torch.Tensor, rgb: torch.Tensor, proposals: Proposals
-                      ) -> tuple[torch.Tensor, float | None]:
+                      span_logits: torch.Tensor, rgb: torch.Tensor, proposals: Proposals,
+                      peaks: torch.Tensor | None = None) -> tuple[torch.Tensor, float | None]:
         """The referent among `proposals` of the span `span_emb` [1, d_lm]: its mask logits
         [1, 1, M, M] and the selector's probability that it is the one; the span-conditioned
-        logits `span_logits` (and None) when there is no proposal."""
+        logits `span_logits` (and None) when there is no proposal. `peaks`: the image's entity
+        centres [n, 2], which `referent.peak_features` needs."""
         assert self.referent is not None, "select_region needs a model built with a referent"
+        assert (peaks is not None) == self.cfg.referent.peak_features, \
+            "entity centres go to the selector exactly when it was built to count them"
         if not len(proposals):
             return span_logits, None
         feats = candidate_features(proposals.masks, proposals.scores, mask_emb[0],
-                                   torch.sigmoid(span_logits[0, 0].float()), rgb)
+                                   torch.sigmoid(span_logits[0, 0].float()), rgb, peaks)
         probs = self.referent(span_emb, [feats])[0].float().softmax(-1)
         k = int(probs.argmax())
         return proposals.logits[k][None, None].to(span_logits.dtype), float(probs[k])

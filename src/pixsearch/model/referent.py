@@ -3,8 +3,9 @@
 Each proposal (`proposals.py`) becomes a token of what a referring expression can name —
 its box, size, rank among the others left-to-right, top-to-bottom and by size, its colours,
 the mask decoder's features pooled inside it, its proposal score, and how much of it the
-span-conditioned mask covers — and the span embedding of the expression becomes a query
-token. A small transformer encoder reads the query together with every candidate, so
+span-conditioned mask covers, and (`ReferentConfig.peak_features`) how many of the image's
+entity centres lie inside it and to each side of it — and the span embedding of the expression
+becomes a query token. A small transformer encoder reads the query together with every candidate, so
 comparisons over the set ("the leftmost", "the second from the right", "the smallest") are
 made by attention across candidates; the candidate whose output best matches the query's is
 the referent. Trained with cross-entropy against the proposal that matches the gold mask
@@ -35,11 +36,14 @@ COLOUR_NAMES = ("red", "orange", "yellow", "green", "light blue", "blue", "purpl
 BLACK_V, WHITE_S = 0.2, 0.25
 NAMES = len(COLOUR_NAMES)
 OVERLAP = 3  # span-mask mean inside, share of the span mask covered, proposal score
+PEAKS = 6  # entity centres inside, left, right, above, below; all of them
+PEAK_SCALE = 4.0  # counts are divided by this: the scenes hold 2–5 entities
 
 
-def feature_dim(channels: int) -> int:
-    """Width of a candidate's feature vector for mask embeddings of `channels` channels."""
-    return GEOMETRY + RANKS + COLOUR + NAMES + OVERLAP + channels
+def feature_dim(channels: int, peaks: bool = False) -> int:
+    """Width of a candidate's feature vector for mask embeddings of `channels` channels
+    (`peaks`: with `peak_counts`, `ReferentConfig.peak_features`)."""
+    return GEOMETRY + RANKS + COLOUR + NAMES + OVERLAP + channels + (PEAKS if peaks else 0)
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
@@ -47,6 +51,35 @@ def _ranks(x: torch.Tensor) -> torch.Tensor:
     if k == 1:
         return torch.full_like(x, 0.5)
     return x.argsort().argsort().to(x.dtype) / (k - 1)
+
+
+def _centroids(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroid (cx, cy) of each mask [K, M, M] in mask pixels."""
+    m = w.shape[-1]
+    area = w.flatten(1).sum(1).clamp_min(1)
+    ys = torch.arange(m, device=w.device, dtype=w.dtype)
+    return (w.sum(1) * ys).sum(1) / area, (w.sum(2) * ys).sum(1) / area
+
+
+def peak_counts(masks: torch.Tensor, peaks: torch.Tensor) -> torch.Tensor:
+    """Per candidate mask [K, M, M], the entity centres `peaks` ((x, y) in [0, 1] of the
+    mask frame, [n, 2]) inside it and, of the others, left of, right of, above and below its
+    centroid, then n, each / `PEAK_SCALE`: [K, PEAKS]."""
+    k, m, _ = masks.shape
+    w = masks.float()
+    if not len(peaks):
+        return w.new_zeros(k, PEAKS)
+    xy = peaks.to(w)
+    px = (xy * m).long().clamp(0, m - 1)
+    inside = w[:, px[:, 1], px[:, 0]]  # [K, n]
+    outside = 1 - inside
+    cx, cy = _centroids(w)
+    x, y = xy[:, 0] * m - 0.5, xy[:, 1] * m - 0.5  # pixel indices, as the centroids
+    left, above = x[None] < cx[:, None], y[None] < cy[:, None]  # [K, n]
+    right, below = x[None] > cx[:, None], y[None] > cy[:, None]
+    sides = [(outside * side).sum(1) for side in (left, right, above, below)]
+    total = w.new_full((k,), float(len(peaks)))
+    return torch.stack([inside.sum(1), *sides, total], 1) / PEAK_SCALE
 
 
 def colour_names(rgb: torch.Tensor) -> torch.Tensor:
@@ -74,10 +107,12 @@ def colour_shares(masks: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
 
 
 def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddings: torch.Tensor,
-                       span_probs: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+                       span_probs: torch.Tensor, rgb: torch.Tensor,
+                       peaks: torch.Tensor | None = None) -> torch.Tensor:
     """Features [K, F] of candidate masks [K, M, M] with their proposal scores [K], the mask
     decoder's image embeddings [C, g, g], the span-conditioned mask probabilities [M, M] and
-    the image [3, M, M] (RGB in [0, 1]) at mask resolution."""
+    the image [3, M, M] (RGB in [0, 1]) at mask resolution; with the image's entity centres
+    `peaks` [n, 2], also their `peak_counts`."""
     k, m, _ = masks.shape
     w = masks.float()
     area = w.flatten(1).sum(1).clamp_min(1)
@@ -88,8 +123,7 @@ def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddin
     x1 = torch.where(cols > 0, ys + 1, 0.0).amax(1)
     y0 = torch.where(rows > 0, ys, big).amin(1)
     y1 = torch.where(rows > 0, ys + 1, 0.0).amax(1)
-    cx = (w.sum(1) * ys).sum(1) / area
-    cy = (w.sum(2) * ys).sum(1) / area
+    cx, cy = _centroids(w)
     geom = torch.stack([x0, y0, x1, y1, cx, cy, x1 - x0, y1 - y0, area.sqrt()], 1) / m
     ranks = torch.stack([_ranks(cx), _ranks(cy), _ranks(area)], 1)
     flat = w.flatten(1)
@@ -104,8 +138,11 @@ def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddin
     emb = image_embeddings.flatten(1).to(w.dtype)  # [C, g²]
     pooled = pooled_w @ emb.T / pooled_w.sum(1, keepdim=True).clamp_min(1e-6)
     names = colour_shares(w, rgb).to(w.dtype)
-    return torch.cat([geom, ranks, mean, var.sqrt(), names, inside[:, None], covered[:, None],
-                      scores[:, None].to(w.dtype), pooled], dim=1)
+    parts = [geom, ranks, mean, var.sqrt(), names, inside[:, None], covered[:, None],
+             scores[:, None].to(w.dtype), pooled]
+    if peaks is not None:
+        parts.append(peak_counts(w, peaks))
+    return torch.cat(parts, dim=1)
 
 
 class ReferentSelector(nn.Module):

@@ -121,8 +121,9 @@ class PixSearchSession:
         self.span_logits = logits[0, 0]
         chosen, prob = logits, None
         if self.model.referent is not None:
+            peaks = self._peaks() if self.model.cfg.referent.peak_features else None
             chosen, prob = self.model.select_region(self.mask_emb, span_emb, logits, self.rgb,
-                                                    self._proposals(logits))
+                                                    self._proposals(logits), peaks)
         self.mask_score = prob if prob is not None else mask_confidence(chosen[0, 0])
         return chosen
 

@@ -85,11 +85,12 @@ class ReferentTrainConfig:
         selector_batch: expressions per selector step.
         selector_lr: AdamW learning rate of the selector.
         selector_weight_decay: AdamW weight decay of the selector.
-        warm_start: start the selector, and the proposer when the base model has one, from
-            the base model's (it must have a selector) instead of fresh: to adapt a trained
-            selector to other proposals (`referent.split_*`) on fewer expressions, or, with
-            `selector_epochs: 0`, to measure it on them. A kept proposer trains on for
-            `proposal_steps` (0: it stays as it is).
+        warm_start: start the selector from the base model's (it must have one) instead of
+            fresh: to adapt a trained selector to other proposals (`referent.split_*`) on
+            fewer expressions, or, with `selector_epochs: 0`, to measure it on them. A
+            proposer the base model has is kept either way (its centre head is what counts
+            entities and cuts components) and trains on for `proposal_steps` (0: it stays as
+            it is).
         choose_peaks: after training the proposer, set the centre heatmap's peak threshold
             and window (`referent.peak_threshold`, `peak_window`) to those that count the
             entities of the val scenes right most often (the report's grid), instead of
@@ -125,20 +126,23 @@ class ReferentTrainConfig:
 
 def with_referent(base: PixSearchModel, overrides: dict, warm_start: bool = False
                   ) -> PixSearchModel:
-    """`base` rebuilt with referent selection enabled: its weights, plus a proposer and a
-    selector, fresh or (`warm_start`) `base`'s own where it has them (otherwise a selector or
-    proposer `base` already has is left out: the shipped `mini` has one). A fresh proposer's
-    decoder starts from `base`'s mask decoder."""
+    """`base` rebuilt with referent selection enabled: its weights, plus a selector, fresh or
+    (`warm_start`) `base`'s own (otherwise a selector `base` already has is left out: the
+    shipped `mini` has one), and a proposer: `base`'s own where it has one, else fresh, its
+    decoder starting from `base`'s mask decoder."""
     if warm_start and base.referent is None:
         raise ValueError(f"warm_start needs a base model with a selector; {base.cfg.name!r} "
                          "has none (train one first: warm_start=false)")
-    if warm_start and any(k in overrides for k in ("dim", "layers", "heads")):
+    shape = ("dim", "layers", "heads", "peak_features")
+    if warm_start and any(overrides.get(k, v) != v for k, v in asdict(base.cfg.referent).items()
+                          if k in shape):
         raise ValueError("warm_start keeps the base model's selector, so referent.dim, "
-                         "layers and heads cannot change (or set warm_start=false)")
+                         "layers, heads and peak_features cannot change (or set "
+                         "warm_start=false)")
     cfg = copy.deepcopy(base.cfg)
     cfg.referent = ReferentConfig(**{**asdict(cfg.referent), **overrides, "enabled": True})
     model = build_model(cfg, tokenizer=base.tokenizer)
-    keep_proposer = warm_start and base.proposer is not None and model.proposer is not None
+    keep_proposer = base.proposer is not None and model.proposer is not None
     fresh = ("referent.",) if not warm_start else ()
     fresh += () if keep_proposer else ("proposer.",)
     state = {k: v for k, v in base.state_dict().items() if not k.startswith(fresh)}
@@ -292,16 +296,18 @@ class ReferentTrainer:
             out.update(entity_recall=found / max(entities, 1), proposals_per_scene=proposed / n)
         return out
 
+    def centres(self, image: str) -> torch.Tensor:
+        """The proposer's entity centres on a world image [n, 2] (kept in memory)."""
+        if image not in self.peaks:
+            self.peaks[image] = self.model.proposer.points(self.embeddings(image))
+        return self.peaks[image]
+
     def proposals(self, image: str, span_logits: torch.Tensor) -> Proposals:
         """The candidates of a referring expression on `image` with span mask logits [M, M]."""
         ref = self.model.cfg.referent
         if ref.source == "components":
-            peaks = None
-            if ref.split_at_peaks:
-                if image not in self.peaks:
-                    self.peaks[image] = self.model.proposer.points(self.embeddings(image))
-                peaks = self.peaks[image]
-            return span_components(span_logits, ref, peaks)
+            return span_components(span_logits, ref,
+                                   self.centres(image) if ref.split_at_peaks else None)
         if image not in self.props:
             self.props[image] = self.model.proposer.propose(self.embeddings(image))
         return self.props[image]
@@ -365,8 +371,9 @@ class ReferentTrainer:
         props = self.proposals(image, span)
         if image not in self.rgb:
             self.rgb[image] = self.model.mask_rgb(load_image(Path(self.cfg.world) / image))
+        peaks = self.centres(image) if self.model.cfg.referent.peak_features else None
         feats = candidate_features(props.masks, props.scores, self.embeddings(image)[0],
-                                   torch.sigmoid(span), self.rgb[image])
+                                   torch.sigmoid(span), self.rgb[image], peaks)
         ious = mask_iou_matrix(props.masks, gold[None])[:, 0] if len(props) else None
         label = int(ious.argmax()) if ious is not None and ious.max() >= 0.5 else -1
         span_iou = float(mask_iou_matrix((span > 0)[None], gold[None])[0, 0])
