@@ -67,6 +67,11 @@ def heatmap_peaks(heat: torch.Tensor, k: int, threshold: float, window: int = 3)
     return torch.stack([(idx % g).float() + 0.5, (idx // g).float() + 0.5], dim=-1) / g
 
 
+def centre_pixels(peaks: torch.Tensor, m: int) -> torch.Tensor:
+    """Entity centres (x, y) in [0, 1] [n, 2] as the (row, col) pixels of an M × M mask."""
+    return (peaks.flip(-1) * m).long().clamp(0, m - 1)
+
+
 def grid_points(n: int) -> torch.Tensor:
     """Centres of an n × n grid of cells over the unit square, as (x, y) [n², 2]."""
     c = (torch.arange(n, dtype=torch.float32) + 0.5) / n
@@ -111,8 +116,8 @@ def watershed_pieces(mask: np.ndarray, min_distance: int, min_depth: float) -> l
 
 def seeded_pieces(mask: np.ndarray, seeds: np.ndarray) -> list[np.ndarray]:
     """The pieces of a boolean mask [H, W] around each seed pixel (row, col) [n, 2] that lies
-    inside it (others, in or out of its frame, are ignored): every pixel goes to the nearest seed it is connected to (a watershed of the
-    distance to the seeds), one entity per seed. [] when fewer than two seeds lie inside (the
+    inside it (others, in or out of its frame, are ignored): every pixel goes to the nearest
+    seed it is connected to (a watershed of the distance to the seeds), one entity per seed. [] when fewer than two seeds lie inside (the
     mask is then one entity already)."""
     from scipy import ndimage
     try:
@@ -156,7 +161,7 @@ def _component_masks(prob: torch.Tensor, threshold: float, cfg: ReferentConfig,
     labels, _ = ndimage.label((prob > threshold).cpu().numpy(), structure=np.ones((3, 3), bool))
     seeds = None
     if peaks is not None:  # (x, y) in [0, 1] → (row, col) mask pixels
-        seeds = (peaks.flip(-1).cpu().numpy() * m).astype(np.int64).clip(0, m - 1)
+        seeds = centre_pixels(peaks, m).cpu().numpy()
     out = []
     for c, box in enumerate(ndimage.find_objects(labels), start=1):
         comp = labels == c

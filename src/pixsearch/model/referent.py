@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixsearch.model.config import ReferentConfig
+from pixsearch.model.proposals import centre_pixels
 
 GEOMETRY = 9  # x0, y0, x1, y1, cx, cy, w, h, sqrt(area)
 RANKS = 3  # rank of cx, cy and area among the candidates
@@ -70,8 +71,8 @@ def peak_counts(masks: torch.Tensor, peaks: torch.Tensor) -> torch.Tensor:
     if not len(peaks):
         return w.new_zeros(k, PEAKS)
     xy = peaks.to(w)
-    px = (xy * m).long().clamp(0, m - 1)
-    inside = w[:, px[:, 1], px[:, 0]]  # [K, n]
+    rc = centre_pixels(xy, m)
+    inside = w[:, rc[:, 0], rc[:, 1]]  # [K, n]
     outside = 1 - inside
     cx, cy = _centroids(w)
     x, y = xy[:, 0] * m - 0.5, xy[:, 1] * m - 0.5  # pixel indices, as the centroids
