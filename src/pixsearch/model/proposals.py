@@ -13,8 +13,8 @@ with `split_at_peaks` a component is cut between the peaks of the proposer's ent
 heatmap that lie inside it instead, one piece per entity the heatmap found (distance peaks
 miss two flags that touch along a long side and cut one long flag in two).
 
-**Points.** SAM's automatic mask generation, made affordable on a CPU: instead of a dense grid of point
-prompts (one decoder pass each: a 12 × 12 grid costs seconds), a small convolutional head
+**Points.** SAM's automatic mask generation, made affordable on a CPU: instead of a dense grid
+of point prompts (one decoder pass each: a 12 × 12 grid costs seconds), a small convolutional head
 over the mask decoder's image embeddings predicts a heatmap of entity centres (CenterNet
 style), and only its peaks become point prompts. Each prompt goes through a copy of the mask
 decoder (same architecture, its own weights, trained to segment the entity under a point)
@@ -117,8 +117,8 @@ def watershed_pieces(mask: np.ndarray, min_distance: int, min_depth: float) -> l
 def seeded_pieces(mask: np.ndarray, seeds: np.ndarray) -> list[np.ndarray]:
     """The pieces of a boolean mask [H, W] around each seed pixel (row, col) [n, 2] that lies
     inside it (others, in or out of its frame, are ignored): every pixel goes to the nearest
-    seed it is connected to (a watershed of the distance to the seeds), one entity per seed. [] when fewer than two seeds lie inside (the
-    mask is then one entity already)."""
+    seed it is connected to (a watershed of the distance to the seeds), one entity per seed.
+    [] when fewer than two seeds lie inside (the mask is then one entity already)."""
     from scipy import ndimage
     try:
         from skimage.segmentation import watershed

@@ -4,11 +4,11 @@ Each proposal (`proposals.py`) becomes a token of what a referring expression ca
 its box, size, rank among the others left-to-right, top-to-bottom and by size, its colours,
 the mask decoder's features pooled inside it, its proposal score, and how much of it the
 span-conditioned mask covers, and (`ReferentConfig.peak_features`) how many of the image's
-entity centres lie inside it and to each side of it — and the span embedding of the expression
-becomes a query token. A small transformer encoder reads the query together with every candidate, so
-comparisons over the set ("the leftmost", "the second from the right", "the smallest") are
-made by attention across candidates; the candidate whose output best matches the query's is
-the referent. Trained with cross-entropy against the proposal that matches the gold mask
+entity centres lie inside it and to each side of it — and the span embedding of the
+expression becomes a query token. A small transformer encoder reads the query together with
+every candidate, so comparisons over the set ("the leftmost", "the second from the right",
+"the smallest") are made by attention across candidates; the candidate whose output best
+matches the query's is the referent. Trained with cross-entropy against the proposal that matches the gold mask
 (`pixsearch.train.referent`).
 """
 
