@@ -8,8 +8,8 @@ entity centres lie inside it and to each side of it — and the span embedding o
 expression becomes a query token. A small transformer encoder reads the query together with
 every candidate, so comparisons over the set ("the leftmost", "the second from the right",
 "the smallest") are made by attention across candidates; the candidate whose output best
-matches the query's is the referent. Trained with cross-entropy against the proposal that matches the gold mask
-(`pixsearch.train.referent`).
+matches the query's is the referent. Trained with cross-entropy against the proposal that
+matches the gold mask (`pixsearch.train.referent`).
 """
 
 from __future__ import annotations
