@@ -81,7 +81,7 @@ CARDS = {
         "heatmap, everything else frozen): pixsearch train --recipe referent --config "
         "configs/train/gemma_centres.yaml, then its proposals cut at those centres (no "
         "weight changes): pixsearch train --recipe referent --config "
-        "configs/train/gemma_peak_split.yaml, then its selector retrained fresh on 8,000 "
+        "configs/train/gemma_peak_split.yaml, then its selector retrained fresh on 12,000 "
         "expressions with the centres counted around each candidate: pixsearch train "
         "--recipe referent --config configs/train/gemma_peak_counts.yaml"),
         data=DATA + ". The first run (`configs/train/gemma.yaml`, 53.9 min) and the referent "
