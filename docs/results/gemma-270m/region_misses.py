@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from pixsearch.eval.datasets import load_records
+from pixsearch.eval.retrieval_metrics import hit_rank
 from pixsearch.masks import rle_to_mask
 
 ROWS = ("on the target, top hit right", "on the target, top hit wrong", "on another entity",
@@ -52,11 +54,7 @@ def classify(mask: np.ndarray, golds: list[np.ndarray], target: int) -> str:
 def rows(run: Path) -> collections.Counter:
     """Counts per row, and of right first hits per row (key (row, True))."""
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    records = {}
-    with open(Path(cfg["data"]) / f"{cfg['split']}.jsonl") as f:
-        for line in f:
-            r = json.loads(line)
-            records[r["id"]] = r
+    records = {r["id"]: r for r in load_records(Path(cfg["data"]) / f"{cfg['split']}.jsonl")}
     out: collections.Counter = collections.Counter()
     with open(run / "predictions.jsonl") as f:
         for line in f:
@@ -74,8 +72,7 @@ def rows(run: Path) -> collections.Counter:
                 continue
             golds = [rle_to_mask(m).astype(bool) for m in r["masks"]]
             row = classify(rle_to_mask(steps[0]["mask_rle"]).astype(bool), golds, target)
-            hits = steps[0]["hits"]
-            right = bool(hits) and hits[0].get("entity") == r["entities"][target]["code"]
+            right = hit_rank(steps[0]["hits"][:1], r["entities"][target]["code"]) == 1
             if row == "on the target":
                 row += ", top hit right" if right else ", top hit wrong"
             out[row] += 1
