@@ -26,16 +26,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="TrainConfig key=value overrides, e.g. stages.0.steps=10 out=runs/x "
                         "(a number picks a list item); model.key=value ones are the model's "
                         "(model.lm.pretrained=DIR model.mask_decoder.sam_pretrained=DIR)")
-    p.add_argument("--recipe", choices=("sft", "referent"), default="sft",
+    p.add_argument("--recipe", choices=("sft", "referent", "refiner"), default="sft",
                    help="sft: the staged training of a model (TrainConfig); referent: add "
                         "referent selection (instance proposals + selector) to a trained "
-                        "model (ReferentTrainConfig, e.g. configs/train/mini_referent.yaml)")
+                        "model (ReferentTrainConfig, e.g. configs/train/mini_referent.yaml); "
+                        "refiner: add coarse-to-fine zoom refinement of region masks to a "
+                        "model with referent selection (RefinerTrainConfig, e.g. "
+                        "configs/train/gemma_zoom.yaml)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.recipe == "referent":
         return run_referent(args)
+    if args.recipe == "refiner":
+        return run_refiner(args)
     import shutil
 
     from pixsearch.config import load
@@ -68,17 +73,31 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run_referent(args: argparse.Namespace) -> int:
+    from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
+
+    out = _extend(args, ReferentTrainConfig, ReferentTrainer)
+    print(f"model with referent selection at {out} (report: {out / 'referent_report.json'})")
+    return 0
+
+
+def run_refiner(args: argparse.Namespace) -> int:
+    from pixsearch.train.refiner import RefinerTrainConfig, RefinerTrainer
+
+    out = _extend(args, RefinerTrainConfig, RefinerTrainer)
+    print(f"model with a zoom refiner at {out} (report: {out / 'refiner_report.json'})")
+    return 0
+
+
+def _extend(args: argparse.Namespace, config_cls: type, trainer_cls: type) -> Path:
+    """Run a recipe that extends a trained model (config fields model, world, out, cache)."""
     from pixsearch.config import load
     from pixsearch.predictor import load_model
     from pixsearch.train.config import resolve_path
-    from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
 
-    cfg = load(ReferentTrainConfig, args.config, list(args.overrides))
+    cfg = load(config_cls, args.config, list(args.overrides))
     cfg.world, cfg.out = str(resolve_path(cfg.world)), str(resolve_path(cfg.out))
     cfg.cache = str(resolve_path(cfg.cache)) if cfg.cache else ""
-    out = ReferentTrainer(cfg, load_model(cfg.model)).run()
-    print(f"model with referent selection at {out} (report: {out / 'referent_report.json'})")
-    return 0
+    return trainer_cls(cfg, load_model(cfg.model)).run()
 
 
 if __name__ == "__main__":  # `accelerate launch -m pixsearch.cli.train --config ...`

@@ -24,6 +24,7 @@ from pixsearch.model.mask_decoder import MaskDecoder
 from pixsearch.model.pixsearch_model import PixSearchModel
 from pixsearch.model.proposals import InstanceProposer
 from pixsearch.model.referent import ReferentSelector, feature_dim
+from pixsearch.model.refiner import ZoomRefiner
 from pixsearch.model.span_query import SpanToQueries
 from pixsearch.model.span_tagger import SpanTagger
 from pixsearch.model.tokenizer import train_tokenizer
@@ -133,7 +134,8 @@ def group_modules(model: PixSearchModel) -> dict[str, list[nn.Module]]:
                    hires=[model.mask_features] if model.mask_features is not None else [],
                    sam_vision=[md.vision_encoder] if md.vision_encoder is not None else [],
                    proposals=[model.proposer] if model.proposer is not None else [],
-                   referent=[model.referent] if model.referent is not None else [])
+                   referent=[model.referent] if model.referent is not None else [],
+                   refiner=[model.refiner] if model.refiner is not None else [])
     return modules
 
 
@@ -243,9 +245,16 @@ def _build(cfg: ModelConfig, tokenizer: Any, corpus: Iterable[str] | None) -> Pi
     if cfg.referent.enabled:
         referent = ReferentSelector(d_lm, feature_dim(md.hidden, cfg.referent.peak_features),
                                     cfg.referent)
+    refiner = None
+    if cfg.refiner.enabled:
+        # its own decoder and feature map, in the shapes of the model's (the refiner recipe
+        # starts them from the model's weights); SAM's image encoder, if any, is shared
+        refiner = ZoomRefiner(cfg.refiner, MaskDecoder(replace(cfg.mask_decoder, sam_vision=False)),
+                              MaskFeatureMap(backbone.grid_dim, md.hidden, md.grid, cfg.hires)
+                              if feats is not None else None)
     model = PixSearchModel(cfg, backbone, SpanTagger(d_lm, cfg.span_tagger),
                            SpanToQueries(d_lm, md.hidden, cfg.mask_decoder.num_queries),
-                           md, feats, tok, table, proposer, referent)
+                           md, feats, tok, table, proposer, referent, refiner)
     if "lora" in cfg.trainable:
         add_lora(cfg, backbone.language_model())
     # one precision for every part: hub weights were loaded in it, the new parts are cast

@@ -22,7 +22,7 @@ VisionKind = Literal["patch", "dinov2"]
 ModelDType = Literal["fp32", "bf16", "fp16"]
 TRAINABLE_GROUPS = ("lora", "lm", "embeddings", "control_rows", "vision", "projector", "span_tagger", "g",
                     "prompt_encoder", "mask_decoder", "hires", "sam_vision", "proposals",
-                    "referent")
+                    "referent", "refiner")
 
 
 @dataclass
@@ -260,6 +260,30 @@ class ReferentConfig:
 
 
 @dataclass
+class RefinerConfig:
+    """Coarse-to-fine zoom refinement of a region mask (`refiner.py`): the photograph is
+    cropped around the selected mask's box, at its own resolution, and a second decoder
+    segments the entity again in that zoomed view, prompted by the coarse mask and the same
+    mask queries. A flag covering 1% of an egocentric scene spans a few cells of the whole
+    image's decoder grid, and a few dozen of the zoomed view's.
+
+    Attributes:
+        enabled: build the refiner (train it with `pixsearch train --recipe refiner`); region
+            masks are then the refined ones.
+        context: side of the zoomed window as a multiple of the coarse mask's box side.
+        min_side: smallest window side, as a fraction of the image's side (a speck of a mask
+            still gets the entity around it into view).
+        iters: decoder passes in the zoomed view; the first is prompted by the coarse mask,
+            each further one by the previous pass (the PLUM feedback loop).
+    """
+
+    enabled: bool = False
+    context: float = 2.0
+    min_side: float = 0.125
+    iters: int = 2
+
+
+@dataclass
 class LoraConfig:
     """LoRA adapters on the language model (via `peft`).
 
@@ -293,6 +317,7 @@ class ModelConfig:
         abstention: the decode-time abstention policy calibrated for these weights
             (`pixsearch eval calibrate`); disabled until calibrated.
         referent: referent selection among instance proposals (off unless trained).
+        refiner: coarse-to-fine zoom refinement of the region mask (off unless trained).
         dtype: precision of every part alike (LM, vision tower, projector, SAM, new heads):
             "fp32", "bf16" or "fp16" (`model/dtype.py`); hub weights published in another
             precision are loaded into this one, and each module casts its inputs to its own.
@@ -312,6 +337,7 @@ class ModelConfig:
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
     referent: ReferentConfig = field(default_factory=ReferentConfig)
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
     dtype: ModelDType = "fp32"
 
     def __post_init__(self) -> None:

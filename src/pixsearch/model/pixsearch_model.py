@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -27,6 +28,14 @@ from pixsearch.model.hires import MaskFeatureMap
 from pixsearch.model.mask_decoder import MaskDecoder
 from pixsearch.model.proposals import InstanceProposer, Proposals
 from pixsearch.model.referent import ReferentSelector, candidate_features
+from pixsearch.model.refiner import (
+    OUTSIDE,
+    ZoomRefiner,
+    keep_touching,
+    paste,
+    to_frame,
+    zoom_box,
+)
 from pixsearch.model.span_query import SpanToQueries
 from pixsearch.model.span_tagger import SpanTagger, pool_span, select_span
 from pixsearch.render import Rendered, Renderer
@@ -67,7 +76,8 @@ class PixSearchModel(nn.Module):
     def __init__(self, cfg: ModelConfig, backbone: Backbone, span_tagger: SpanTagger,
                  g: SpanToQueries, mask_decoder: MaskDecoder, mask_features: MaskFeatureMap | None,
                  tokenizer: Any, tokens: TokenTable, proposer: InstanceProposer | None = None,
-                 referent: ReferentSelector | None = None) -> None:
+                 referent: ReferentSelector | None = None,
+                 refiner: ZoomRefiner | None = None) -> None:
         super().__init__()
         assert tokens.ids, "PixSearchModel needs a resolved TokenTable"
         assert tokens.id("image_placeholder") != tokens.id("image_query")
@@ -79,6 +89,7 @@ class PixSearchModel(nn.Module):
         self.mask_features = mask_features
         self.proposer = proposer
         self.referent = referent
+        self.refiner = refiner
         self.tokenizer = tokenizer
         self.tokens = tokens
         self.renderer = Renderer(tokenizer, tokens, backbone.chat, backbone.n_image_tokens)
@@ -186,6 +197,45 @@ class PixSearchModel(nn.Module):
         probs = self.referent(span_emb, [feats])[0].float().softmax(-1)
         k = int(probs.argmax())
         return proposals.logits[k][None, None].to(span_logits.dtype), float(probs[k])
+
+    def zoom_embeddings(self, window: Image.Image) -> torch.Tensor:
+        """The refiner's image embeddings [1, C, g, g] of a zoomed window of a photograph."""
+        assert self.refiner is not None, "zoom_embeddings needs a model built with a refiner"
+        vis = {k: v[None].to(self._device()) for k, v in self.preprocess(window).items()}
+        if self.mask_decoder.vision_encoder is not None:
+            return self.mask_decoder.sam_features(vis["sam"])
+        with torch.no_grad():  # the vision tower is frozen; the refiner's feature map trains
+            grid = self.backbone.encode(vis)[1]
+        assert self.refiner.features is not None and grid is not None
+        return self.refiner.features(grid, vis.get("hires"))
+
+    def zoom_logits(self, image: Image.Image, coarse: torch.Tensor, span_emb: torch.Tensor,
+                    box: tuple[int, int, int, int]) -> torch.Tensor:
+        """The refiner's logits [1, 1, M, M] over the window `box` of `image`, prompted by the
+        coarse logits `coarse` [H, W] (image resolution) and the span `span_emb` [1, d_lm]."""
+        assert self.refiner is not None, "zoom_logits needs a model built with a refiner"
+        x0, y0, x1, y1 = box
+        window = image.crop(box)
+        frame = self.mask_decoder.frame(*window.size)
+        prompt = to_frame(frame, coarse[y0:y1, x0:x1].clamp(OUTSIDE, -OUTSIDE),
+                          self.mask_size)
+        logits, _ = self.refiner(self.zoom_embeddings(window), self.g(span_emb), prompt)
+        return logits
+
+    def refine_region(self, image: Image.Image, coarse: torch.Tensor, span_emb: torch.Tensor
+                      ) -> np.ndarray:
+        """Coarse-to-fine zoom (`refiner.py`): the coarse mask logits [H, W] of `image` →
+        the refined boolean mask [H, W]."""
+        threshold = self.cfg.mask_decoder.threshold
+        coarse_mask = (coarse > threshold).cpu().numpy()
+        if not coarse_mask.any():
+            return coarse_mask
+        box = zoom_box(coarse_mask, self.refiner.cfg)
+        logits = self.zoom_logits(image, coarse, span_emb, box)
+        x0, y0, x1, y1 = box
+        back = self.mask_decoder.frame(x1 - x0, y1 - y0).to_original(logits)[0, 0]
+        full = paste(back, box, image.width, image.height)
+        return keep_touching((full > threshold).cpu().numpy(), coarse_mask)
 
     def span_window(self, ids: list[int], prompt_len: int, search: int) -> tuple[int, int]:
         """Token range the span tagger reads for a region search at position `search`: the

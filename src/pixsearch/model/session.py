@@ -47,6 +47,8 @@ class PixSearchSession:
         self.hidden = [hidden]  # chunks of [T_i, d_lm], concatenated on demand
         self.mask_emb = mask_emb
         self.image_size = image_size  # (width, height) of the original image
+        self.image: Image.Image | None = None  # the photograph, for the refiner's zoom
+        self.span_emb: torch.Tensor | None = None  # [1, d_lm] of the last region search
         self.rgb: torch.Tensor | None = None  # image at mask resolution (referent selection)
         self.proposals: Proposals | None = None
         self.entity_points: torch.Tensor | None = None  # centre-heatmap peaks, in the frame
@@ -81,6 +83,8 @@ class PixSearchSession:
                       mask_emb, image.size if image is not None else None)
         if image is not None and model.referent is not None:
             session.rgb = model.mask_rgb(image).to(dev)
+        if image is not None and model.refiner is not None:
+            session.image = image
         return session, logits[0, -1]
 
     @torch.no_grad()
@@ -117,6 +121,7 @@ class PixSearchSession:
         window = hidden[start:end]
         span = self.model.region_span(window)
         span_emb = pool_span(window, span)[None]
+        self.span_emb = span_emb
         logits, _ = self.model.decode_masks(self.mask_emb, span_emb)
         self.span_logits = logits[0, 0]
         chosen, prob = logits, None
@@ -171,9 +176,13 @@ class PixSearchSession:
             self.entity_points = self.model.proposer.points(self.mask_emb)
         return self.entity_points
 
+    @torch.no_grad()
     def region_mask(self) -> np.ndarray:
-        """Boolean HxW mask (original image size) of the entity being talked about."""
+        """Boolean HxW mask (original image size) of the entity being talked about: the
+        selected mask, zoomed into and decoded again when the model has a refiner."""
         logits = self.region_mask_logits()
         # the decoder's frame (SAM: longest side + padding) mapped back to the image
-        up = self.model.mask_decoder.frame(*self.image_size).to_original(logits)
-        return (up[0, 0] > self.model.cfg.mask_decoder.threshold).cpu().numpy()
+        up = self.model.mask_decoder.frame(*self.image_size).to_original(logits)[0, 0]
+        if self.image is not None:
+            return self.model.refine_region(self.image, up, self.span_emb)
+        return (up > self.model.cfg.mask_decoder.threshold).cpu().numpy()

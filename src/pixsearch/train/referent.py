@@ -318,7 +318,7 @@ class ReferentTrainer:
             return None
         digest = hashlib.sha1()
         for name, p in sorted(self.model.state_dict().items()):
-            if not name.startswith(("proposer.", "referent.")):
+            if not name.startswith(("proposer.", "referent.", "refiner.")):
                 digest.update(p.detach().cpu().float().numpy().tobytes())
         return f"expressions-{split}-{{n}}-{self.cfg.seed}-{digest.hexdigest()[:12]}.pt"
 
