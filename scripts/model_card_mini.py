@@ -83,7 +83,9 @@ CARDS = {
         "weight changes): pixsearch train --recipe referent --config "
         "configs/train/gemma_peak_split.yaml, then its selector retrained fresh on 12,000 "
         "expressions with the centres counted around each candidate: pixsearch train "
-        "--recipe referent --config configs/train/gemma_peak_counts.yaml"),
+        "--recipe referent --config configs/train/gemma_peak_counts.yaml, then the refiner "
+        "that zooms into the picked flag and segments it again (everything else frozen): "
+        "pixsearch train --recipe refiner --config configs/train/gemma_zoom.yaml"),
         data=DATA + ". The first run (`configs/train/gemma.yaml`, 53.9 min) and the referent "
         "selection (below; measured on the span embeddings before the last stage) used it as "
         "is; the last stage (the table) used the same scenes and questions with gold "
