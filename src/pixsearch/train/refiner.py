@@ -61,6 +61,9 @@ class RefinerTrainConfig:
         jitter: largest shift of the window's centre and change of its sides, as a fraction
             of its side, so the refiner does not learn that the entity sits in the middle.
         min_iou: expressions whose coarse mask overlaps the gold one less are left out.
+        tversky_alpha, tversky_beta: the focal-Tversky loss's weights of missed and of extra
+            pixels (alpha > beta favours covering the whole flag, beta > alpha a mask with no
+            rim of background, which the knowledge base's image search is sensitive to).
         cache: the referent recipe's cache folder of the frozen model's outputs.
         seed: seed of sampling and jitter.
         num_threads: torch threads.
@@ -77,6 +80,8 @@ class RefinerTrainConfig:
     lr: float = 3e-4
     jitter: float = 0.15
     min_iou: float = 0.2
+    tversky_alpha: float = 0.7
+    tversky_beta: float = 0.3
     cache: str = ""
     seed: int = 0
     num_threads: int = 2
@@ -197,7 +202,8 @@ class RefinerTrainer:
             with torch.no_grad():
                 queries = self.model.g(torch.stack([data[i]["span"] for i in pick]))
             logits, _ = ref(emb, queries, prompt)
-            loss = focal_tversky_loss(logits, target) + mask_bce_loss(logits, target)
+            loss = (focal_tversky_loss(logits, target, cfg.tversky_alpha, cfg.tversky_beta)
+                    + mask_bce_loss(logits, target))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
