@@ -209,17 +209,25 @@ class PixSearchModel(nn.Module):
         assert self.refiner.features is not None and grid is not None
         return self.refiner.features(grid, vis.get("hires"))
 
-    def zoom_logits(self, image: Image.Image, coarse: torch.Tensor, span_emb: torch.Tensor,
-                    box: tuple[int, int, int, int]) -> torch.Tensor:
-        """The refiner's logits [1, 1, M, M] over the window `box` of `image`, prompted by the
-        coarse logits `coarse` [H, W] (image resolution) and the span `span_emb` [1, d_lm]."""
-        assert self.refiner is not None, "zoom_logits needs a model built with a refiner"
+    def zoom_inputs(self, image: Image.Image, coarse: torch.Tensor,
+                    box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The refiner's inputs for the window `box` of `image`: its image embeddings
+        [1, C, g, g] and, as the dense prompt, the coarse logits `coarse` [H, W] (image
+        resolution) cut to the window, in its frame [1, 1, M, M]."""
         x0, y0, x1, y1 = box
         window = image.crop(box)
         frame = self.mask_decoder.frame(*window.size)
         prompt = to_frame(frame, coarse[y0:y1, x0:x1].clamp(OUTSIDE, -OUTSIDE),
                           self.mask_size)
-        logits, _ = self.refiner(self.zoom_embeddings(window), self.g(span_emb), prompt)
+        return self.zoom_embeddings(window), prompt
+
+    def zoom_logits(self, image: Image.Image, coarse: torch.Tensor, span_emb: torch.Tensor,
+                    box: tuple[int, int, int, int]) -> torch.Tensor:
+        """The refiner's logits [1, 1, M, M] over the window `box` of `image`, prompted by the
+        coarse logits `coarse` [H, W] (image resolution) and the span `span_emb` [1, d_lm]."""
+        assert self.refiner is not None, "zoom_logits needs a model built with a refiner"
+        embeddings, prompt = self.zoom_inputs(image, coarse, box)
+        logits, _ = self.refiner(embeddings, self.g(span_emb), prompt)
         return logits
 
     def refine_region(self, image: Image.Image, coarse: torch.Tensor, span_emb: torch.Tensor

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pixsearch.eval.seg_metrics import mask_iou
 from pixsearch.images import load_image
 from pixsearch.logs import progress_bar
 from pixsearch.masks import rle_to_mask
@@ -37,7 +38,8 @@ from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import save_checkpoint
 from pixsearch.model.config import RefinerConfig
 from pixsearch.model.pixsearch_model import PixSearchModel
-from pixsearch.model.refiner import OUTSIDE, to_frame, zoom_box
+from pixsearch.model.proposals import mask_iou_matrix
+from pixsearch.model.refiner import zoom_box
 from pixsearch.train.losses import focal_tversky_loss, mask_bce_loss
 from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
 
@@ -130,9 +132,8 @@ class RefinerTrainer:
 
     def gold_mask(self, image: str, gold: torch.Tensor) -> np.ndarray:
         """The photograph-resolution mask of the record entity whose frame mask is `gold`."""
-        ious = [float((g & gold).sum()) / max(float((g | gold).sum()), 1.0)
-                for _, g in self.golds[image]]
-        return self.golds[image][int(np.argmax(ious))][0]
+        ious = mask_iou_matrix(torch.stack([g for _, g in self.golds[image]]), gold[None])
+        return self.golds[image][int(ious[:, 0].argmax())][0]
 
     @torch.no_grad()
     def coarse(self, expr: dict, pick: str) -> tuple[torch.Tensor, float] | None:
@@ -174,11 +175,10 @@ class RefinerTrainer:
         coarse = m.mask_decoder.frame(*image.size).to_original(s["coarse"].float()[None])[0]
         box = zoom_box((coarse > 0).numpy(), m.refiner.cfg, self.cfg.jitter, self.rng)
         x0, y0, x1, y1 = box
-        window = image.crop(box)
-        frame = m.mask_decoder.frame(*window.size)
-        prompt = to_frame(frame, coarse[y0:y1, x0:x1].clamp(OUTSIDE, -OUTSIDE), m.mask_size)
+        embeddings, prompt = m.zoom_inputs(image, coarse, box)
+        frame = m.mask_decoder.frame(x1 - x0, y1 - y0)
         target = frame.target(s["gold"][y0:y1, x0:x1], m.mask_size)[None]
-        return m.zoom_embeddings(window), prompt, target
+        return embeddings, prompt, target
 
     def train(self, data: list[dict]) -> list[float]:
         cfg, ref = self.cfg, self.model.refiner
@@ -229,8 +229,8 @@ class RefinerTrainer:
             gold = self.gold_mask(e["image"], e["gold"].bool())
             up = m.mask_decoder.frame(*image.size).to_original(c[0][None])[0]
             refined = m.refine_region(image, up, e["span"][None])
-            for out, mask in ((before, (up > 0).numpy()), (after, refined)):
-                out.append(float((mask & gold).sum()) / max(float((mask | gold).sum()), 1.0))
+            before.append(mask_iou((up > 0).numpy(), gold))
+            after.append(mask_iou(refined, gold))
         b, a = np.array(before), np.array(after)
         return {"n": len(b), "right_before": float((b >= 0.5).mean()),
                 "right_after": float((a >= 0.5).mean()), "mean_iou_before": float(b.mean()),
