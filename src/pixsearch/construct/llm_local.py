@@ -13,6 +13,7 @@ instruction-tuned model for data worth training on.
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -27,7 +28,18 @@ def gemma_gguf_path() -> Path:
     except ImportError as e:
         raise ImportError(f"the local Gemma back-end needs: {GEMMA_INSTALL}") from e
     path = Path(gemma.default_output_path())
-    return path if path.exists() else Path(gemma.assemble(path))
+    if path.exists():
+        return path
+    # assembled under a name of this process alone, then renamed: the workers of `eval run
+    # --workers N` on a fresh machine all get here at once, and one that saw the final name
+    # while another was still writing it read a truncated file
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        gemma.assemble(tmp, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def free_port() -> int:
