@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixsearch.retrieval.crop import DEFAULT_FILL, crop, mask_box
+from pixsearch.retrieval.crop import DEFAULT_FILL, crop, erode_mask, mask_box
 
 
 def _scene():
@@ -54,3 +54,26 @@ def test_bad_masks_raise():
         crop(image, mask[:10])
     with pytest.raises(ValueError):
         mask_box(np.zeros((2, 2, 2), bool))
+
+
+def test_erosion_peels_a_rim_off_before_cropping():
+    """A mask with a one-pixel rim of background around a 40×30 entity: eroding by 5% of the
+    shorter side (32 px → 2 steps) crops inside the entity, with no rim pixel left."""
+    arr = np.zeros((60, 80, 3), np.uint8)
+    arr[15:45, 20:60] = (200, 30, 30)  # the entity
+    mask = np.zeros((60, 80), bool)
+    mask[14:46, 19:61] = True  # the entity and a rim of background
+    out, box = crop(Image.fromarray(arr), mask, erode=0.05)
+    assert box == (21, 16, 59, 44)
+    assert (np.asarray(out) == (200, 30, 30)).all()
+    # 4-connected steps: the corners go first, as in scipy's default binary erosion
+    e = erode_mask(mask, 0.05)
+    assert e.sum() == 38 * 28 and not e[16, 21 - 1] and e[16, 21]
+
+
+def test_erosion_keeps_a_mask_it_would_erase():
+    mask = np.zeros((60, 80), bool)
+    mask[10:13, 10:70] = True  # a 3-pixel stripe: all rim
+    assert np.array_equal(erode_mask(mask, 0.5), mask)
+    assert np.array_equal(erode_mask(mask, 0.0), mask)
+    assert not erode_mask(np.zeros_like(mask), 0.1).any()

@@ -125,7 +125,7 @@ class KnowledgeIndex:
         """The image a (region or image) query is embedded from, and the crop box if any."""
         if query.modality == "region":
             return crop(query.image, query.mask, self.config.crop_pad,
-                        self.config.suppress_background, DEFAULT_FILL)
+                        self.config.suppress_background, DEFAULT_FILL, self.config.crop_erode)
         return query.image, None
 
     def search(self, query: Query | str | Image.Image | tuple, k: int = 5) -> list[Hit]:
