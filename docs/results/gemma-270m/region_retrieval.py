@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 from PIL import Image
+from region_misses import classify
 
 from pixsearch.eval.datasets import load_records
 from pixsearch.eval.retrieval_metrics import hit_rank
 from pixsearch.masks import rle_to_mask
 from pixsearch.retrieval.index import KnowledgeIndex
-from region_misses import classify
 
 
 def region_answers(run: Path) -> list[dict]:
