@@ -20,6 +20,7 @@ loss is the referent chosen (another entity) and how much the mask's extent (par
 import argparse
 import collections
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +52,13 @@ def classify(mask: np.ndarray, golds: list[np.ndarray], target: int) -> str:
     return "elsewhere"
 
 
-def rows(run: Path) -> collections.Counter:
-    """Counts per row, and of right first hits per row (key (row, True))."""
+def region_answers(run: Path) -> Iterator[tuple[Path, dict, int, dict | None]]:
+    """(the world folder, record, target entity index, first region step or None when the
+    answer made no region mask) of each ego answer whose first planned search is a region
+    search of an entity the knowledge base has."""
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    records = {r["id"]: r for r in load_records(Path(cfg["data"]) / f"{cfg['split']}.jsonl")}
-    out: collections.Counter = collections.Counter()
+    data = Path(cfg["data"])
+    records = {r["id"]: r for r in load_records(data / f"{cfg['split']}.jsonl")}
     with open(run / "predictions.jsonl") as f:
         for line in f:
             p = json.loads(line)
@@ -67,16 +70,24 @@ def rows(run: Path) -> collections.Counter:
             if not r["entities"][target].get("in_kb", True):
                 continue
             steps = [s for s in p["trace"]["steps"] if s["modality"] == "region"]
-            if not steps or steps[0]["mask_rle"] is None:
-                out["no region mask"] += 1
-                continue
-            golds = [rle_to_mask(m).astype(bool) for m in r["masks"]]
-            row = classify(rle_to_mask(steps[0]["mask_rle"]).astype(bool), golds, target)
-            right = hit_rank(steps[0]["hits"][:1], r["entities"][target]["code"]) == 1
-            if row == "on the target":
-                row += ", top hit right" if right else ", top hit wrong"
-            out[row] += 1
-            out[(row, True)] += int(right)
+            first = steps[0] if steps and steps[0]["mask_rle"] is not None else None
+            yield data, r, target, first
+
+
+def rows(run: Path) -> collections.Counter:
+    """Counts per row, and of right first hits per row (key (row, True))."""
+    out: collections.Counter = collections.Counter()
+    for _, r, target, step in region_answers(run):
+        if step is None:
+            out["no region mask"] += 1
+            continue
+        golds = [rle_to_mask(m).astype(bool) for m in r["masks"]]
+        row = classify(rle_to_mask(step["mask_rle"]).astype(bool), golds, target)
+        right = hit_rank(step["hits"][:1], r["entities"][target]["code"]) == 1
+        if row == "on the target":
+            row += ", top hit right" if right else ", top hit wrong"
+        out[row] += 1
+        out[(row, True)] += int(right)
     return out
 
 

@@ -13,43 +13,29 @@ record's gold mask of that entity are searched in each INDEX with each `--erode`
 """
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
-from region_misses import classify
+from region_misses import classify, region_answers
 
-from pixsearch.eval.datasets import load_records
 from pixsearch.eval.retrieval_metrics import hit_rank
 from pixsearch.masks import rle_to_mask
 from pixsearch.retrieval.index import KnowledgeIndex
 
 
-def region_answers(run: Path) -> list[dict]:
-    """(image, first region mask, gold mask, entity code, on target?) of each answer."""
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    data = Path(cfg["data"])
-    records = {r["id"]: r for r in load_records(data / f"{cfg['split']}.jsonl")}
+def masks_of(run: Path) -> list[dict]:
+    """(image, first region mask, gold mask, entity code, on target?) of each answer that
+    made a region mask (`region_misses.region_answers`)."""
     out = []
-    with open(run / "predictions.jsonl") as f:
-        for line in f:
-            p = json.loads(line)
-            r = records[p["id"]]
-            plan = r.get("searches") or []
-            if not r.get("ego") or not plan or plan[0]["type"] != "region":
-                continue
-            target = plan[0]["entity"]
-            steps = [s for s in p["trace"]["steps"] if s["modality"] == "region"]
-            if (not r["entities"][target].get("in_kb", True) or not steps
-                    or steps[0]["mask_rle"] is None):
-                continue
-            golds = [rle_to_mask(m).astype(bool) for m in r["masks"]]
-            mask = rle_to_mask(steps[0]["mask_rle"]).astype(bool)
-            out.append(dict(image=data / r["image"], mask=mask, gold=golds[target],
-                            code=r["entities"][target]["code"],
-                            on=classify(mask, golds, target) == "on the target"))
+    for data, r, target, step in region_answers(run):
+        if step is None:
+            continue
+        golds = [rle_to_mask(m).astype(bool) for m in r["masks"]]
+        mask = rle_to_mask(step["mask_rle"]).astype(bool)
+        out.append(dict(image=data / r["image"], mask=mask, gold=golds[target],
+                        code=r["entities"][target]["code"],
+                        on=classify(mask, golds, target) == "on the target"))
     return out
 
 
@@ -68,7 +54,7 @@ def main() -> None:
     ap.add_argument("--erode", type=float, nargs="+", default=[0.0],
                     help="crop_erode values to try")
     args = ap.parse_args()
-    items = region_answers(args.run)
+    items = masks_of(args.run)
     on = np.array([i["on"] for i in items])
     print(f"{len(items)} region answers, {on.sum()} with the mask on the target")
     print("| index | crop_erode | R@1, own masks | R@1, own masks on the target | R@1, gold masks |")
