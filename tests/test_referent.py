@@ -14,12 +14,47 @@ from pixsearch.model.presets import get_preset
 from pixsearch.model.proposals import grid_points, heatmap_peaks, mask_iou_matrix, span_components
 from pixsearch.model.referent import (
     COLOUR_NAMES,
+    MATCH,
     ReferentSelector,
     candidate_features,
+    colour_match,
+    colour_mentions,
     colour_shares,
     feature_dim,
     peak_counts,
 )
+
+
+def _names(v: torch.Tensor) -> set[str]:
+    return {COLOUR_NAMES[i] for i in range(len(v)) if v[i] > 0}
+
+
+def test_colour_mentions_reads_colour_words_and_their_kin():
+    assert _names(colour_mentions("the red-and-white flag")) == {"red", "white"}
+    assert _names(colour_mentions("The flag in Crimson and GOLD")) == {"red", "yellow"}
+    # "sky blue" names the light-blue bin only, not also blue
+    assert _names(colour_mentions("the sky-blue one")) == {"light blue"}
+    assert _names(colour_mentions("the flag behind the navy one")) == {"blue"}
+    assert _names(colour_mentions("the largest flag")) == set()
+    assert _names(colour_mentions("the bluest of the flags")) == set()  # not a colour word
+
+
+def test_colour_match_prefers_the_candidate_with_every_named_colour():
+    shares = torch.zeros(3, len(COLOUR_NAMES))
+    red, white, blue, light = (COLOUR_NAMES.index(n) for n in ("red", "white", "blue",
+                                                               "light blue"))
+    shares[0, red], shares[0, white] = 0.5, 0.5  # red and white
+    shares[1, red] = 1.0  # all red: more red, but no white
+    shares[2, light], shares[2, white] = 0.7, 0.3  # sky blue and white
+    m = colour_match(shares, colour_mentions("the red-and-white flag"))
+    assert m.shape == (3, MATCH) and m[:, 0].tolist() == [1.0, 1.0, 1.0]
+    assert m[:, 1].argmax() == 0 and m[1, 1] == 0  # the smallest named share
+    assert torch.allclose(m[:, 3], torch.tensor([0.0, 0.0, 0.7]))  # share not named
+    # "blue" covers the light-blue bin: the sky-blue flag is blue-and-white
+    blue_white = colour_match(shares, colour_mentions("the blue and white flag"))
+    assert blue_white[2, 1].item() == pytest.approx(0.3)
+    assert not colour_match(shares, colour_mentions("the smallest flag")).any()
+
 
 
 def _box(m: int, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
@@ -78,6 +113,14 @@ def test_peak_counts_count_entity_centres_inside_and_to_each_side():
     f = candidate_features(masks, torch.ones(4), emb, torch.zeros(m, m), torch.zeros(3, m, m),
                            peaks)
     assert f.shape == (4, feature_dim(5, peaks=True)) and torch.equal(f[:, -6:], counts / 4.0)
+    words = colour_mentions("the black flag")
+    g = candidate_features(masks, torch.ones(4), emb, torch.zeros(m, m), torch.zeros(3, m, m),
+                           peaks, words)
+    assert g.shape == (4, feature_dim(5, peaks=True, colour_words=True))
+    assert torch.equal(g[:, :-MATCH], f)
+    assert torch.equal(g[:, -MATCH:], colour_match(colour_shares(masks, torch.zeros(3, m, m)),
+                                                   words))
+    assert torch.equal(g[:, -MATCH + 1], torch.ones(4))  # a black image: all black
 
 
 def test_colour_shares_name_colours_under_any_lighting():
@@ -270,6 +313,30 @@ def test_a_session_hands_its_centres_to_a_selector_that_counts_them():
     assert session.entity_points is not None and session.mask_score is not None
 
 
+def test_a_session_hands_the_span_words_to_a_selector_that_reads_colours():
+    """With `colour_words` the selector is built wider and gets the words of the span the
+    tagger chose, decoded from the session's own tokens."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", {"referent": {"enabled": True, "colour_words": True,
+                                           "min_area": 0.0}})
+    model = build_model(cfg).eval()
+    assert model.referent.candidate[0].in_features == feature_dim(cfg.mask_decoder.hidden,
+                                                                  colour_words=True)
+    session, _, ids = _at_region_search(model)
+    seen = []
+    select = model.select_region
+
+    def spy(*args, **kwargs):
+        seen.append(args[6] if len(args) > 6 else kwargs.get("span_text"))
+        return select(*args, **kwargs)
+
+    model.select_region = spy
+    session.extend(ids)
+    assert session.region_mask().shape == (47, 91)
+    answer = model.tokenizer.decode(ids)
+    assert len(seen) == 1 and seen[0].strip() and seen[0].strip() in answer
+
+
 def test_tiny_model_with_component_referent_selects_a_component():
     torch.manual_seed(0)
     model = build_model(get_preset("tiny", {"referent": {"enabled": True,
@@ -292,12 +359,13 @@ def test_referent_config_rejects_unknown_source():
         ReferentConfig(source="grid")
 
 
-@pytest.mark.parametrize("source,instances,split,counts", [
-    ("components", "span", False, False), ("points", "span", False, False),
-    ("components", "points", False, False), ("components", "span", True, False),
-    ("components", "span", False, True)])
+@pytest.mark.parametrize("source,instances,split,counts,colours", [
+    ("components", "span", False, False, False), ("points", "span", False, False, False),
+    ("components", "points", False, False, False), ("components", "span", True, False, False),
+    ("components", "span", False, True, True)])
 def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tmp_path, source,
-                                                                 instances, split, counts):
+                                                                 instances, split, counts,
+                                                                 colours):
     from pixsearch.model.checkpoint import save_checkpoint
     from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
 
@@ -308,7 +376,7 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
                               selector_epochs=2, selector_batch=4, num_threads=1,
                               referent={"source": source, "instances": instances,
                                         "split_at_peaks": split, "peak_features": counts,
-                                        "peak_threshold": 0.0,
+                                        "colour_words": colours, "peak_threshold": 0.0,
                                         "score_threshold": -10.0,
                                         "min_area": 0.0},
                               cache=str(tmp_path / "cache"))
@@ -329,16 +397,48 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
     model = load_checkpoint(out)
     assert (model.proposer is not None) == centres
     assert model.cfg.referent.enabled and model.referent is not None
+    assert model.referent.candidate[0].in_features == feature_dim(
+        model.mask_decoder.hidden, counts, colours)
     # the frozen parts are the base model's, bit for bit
     base = load_checkpoint(base_dir)
     for name, p in base.state_dict().items():
         assert torch.equal(p, model.state_dict()[name]), name
     # the frozen model's outputs are cached: a second trainer reads them instead of recomputing
-    cached = sorted((tmp_path / "cache").glob("expressions-*.pt"))
+    cached = sorted((tmp_path / "cache").glob("spans-*.pt"))
     assert len(cached) == 2
     again = ReferentTrainer(cfg, load_checkpoint(base_dir))
     exprs = again.expressions(again.val, cfg.val_samples, "val")
     assert exprs and torch.equal(exprs[0]["span"], torch.load(cached[1])[0]["span"])
+    assert all(isinstance(e["words"], str) and e["words"] for e in exprs)
+    # fewer expressions are the first of a larger cached run, read, not computed or saved
+    fewer = again.expressions(again.train, 5, "train")
+    train = torch.load(cached[0])
+    assert len(fewer) == 5 and all(torch.equal(a["span"], b["span"]) and a["words"] == b["words"]
+                                   for a, b in zip(fewer, train))
+    assert sorted((tmp_path / "cache").glob("spans-*.pt")) == cached
+
+
+def test_referent_recipe_cuts_samples_after_their_last_region_search(small_world, tmp_path):
+    """The recipe's frozen pass reads samples only up to their last `<search><region>`: the
+    spans, their embeddings and masks are those of the whole samples."""
+    from pixsearch.model.checkpoint import save_checkpoint
+    from pixsearch.train.data import build_pools, make_batch
+    from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
+
+    torch.manual_seed(0)
+    base_dir = save_checkpoint(build_model(get_preset("tiny")), tmp_path / "base")
+    cfg = ReferentTrainConfig(model=str(base_dir), world=str(small_world),
+                              out=str(tmp_path / "ref"), num_threads=1)
+    trainer = ReferentTrainer(cfg, load_checkpoint(base_dir))
+    samples = [s for pool in build_pools(trainer.train).values() for s in pool if s.masks][:6]
+    full = make_batch(trainer.model, samples, trainer.features)
+    cut = trainer.up_to_last_region(full)
+    assert cut.input_ids.shape[1] < full.input_ids.shape[1]
+    with torch.no_grad():
+        a, b = trainer.model(full), trainer.model(cut)
+    assert a.span_tokens == b.span_tokens and all(a.span_tokens)
+    assert torch.allclose(a.span_embeddings, b.span_embeddings, atol=1e-5)
+    assert torch.allclose(a.mask_logits, b.mask_logits, atol=1e-4)
 
 
 def test_with_referent_replaces_a_selector_the_base_already_has():

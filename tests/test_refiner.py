@@ -102,7 +102,7 @@ def test_refiner_training_on_small_world_changes_only_the_refiner(small_world, t
     ref_dir = ReferentTrainer(ref, load_checkpoint(base_dir)).run()
     # an untrained tiny decoder's masks are specks: make the cached span masks the gold ones
     # (as a trained model's are, nearly), so that every expression has a coarse mask
-    for path in (tmp_path / "cache").glob("expressions-*.pt"):
+    for path in (tmp_path / "cache").glob("spans-*.pt"):
         exprs = torch.load(path)
         for e in exprs:
             e["span_logits"] = (e["gold"].float() * 10 - 5).half()
@@ -124,7 +124,7 @@ def test_refiner_training_on_small_world_changes_only_the_refiner(small_world, t
     for name, p in base.state_dict().items():
         assert torch.equal(p, model.state_dict()[name]), name
     # the referent recipe's cache (keyed by the frozen weights) served the refiner's run
-    assert len(list((tmp_path / "cache").glob("expressions-*.pt"))) == 2
+    assert len(list((tmp_path / "cache").glob("spans-*.pt"))) == 2
 
 
 def test_refiner_needs_a_model_with_referent_selection(small_world, tmp_path):

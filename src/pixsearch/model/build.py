@@ -243,8 +243,8 @@ def _build(cfg: ModelConfig, tokenizer: Any, corpus: Iterable[str] | None) -> Pi
         proposer = InstanceProposer(MaskDecoder(replace(cfg.mask_decoder, sam_vision=False)),
                                     cfg.referent)
     if cfg.referent.enabled:
-        referent = ReferentSelector(d_lm, feature_dim(md.hidden, cfg.referent.peak_features),
-                                    cfg.referent)
+        referent = ReferentSelector(d_lm, feature_dim(md.hidden, cfg.referent.peak_features,
+                                                      cfg.referent.colour_words), cfg.referent)
     refiner = None
     if cfg.refiner.enabled:
         # its own decoder and feature map, in the shapes of the model's (the refiner recipe

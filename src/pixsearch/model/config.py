@@ -215,6 +215,11 @@ class ReferentConfig:
             second from the right" has one to its right), which ranks among the candidates
             (nested and merged blobs of the same entities) do not give. The proposer is then
             built, and its centre head needs training.
+        colour_words: each candidate's features also say how well its named colours match
+            the colour words of the expression's span (`referent.colour_match`): the span
+            embedding alone leaves "the red-and-white flag" to a linear read-out of the LM's
+            hidden states, which the selector learns on train scenes and then misreads on
+            others (colour expressions were its weakest kind).
         dim, layers, heads: width, encoder layers and heads of the selector.
         dropout: dropout of the selector while it trains (a few thousand expressions).
     """
@@ -233,6 +238,7 @@ class ReferentConfig:
     split_min_depth: float = 4.0
     split_at_peaks: bool = False
     peak_features: bool = False
+    colour_words: bool = False
     instances: str = "span"
     dim: int = 128
     layers: int = 2

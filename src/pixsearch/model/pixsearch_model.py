@@ -27,7 +27,7 @@ from pixsearch.model.config import ModelConfig
 from pixsearch.model.hires import MaskFeatureMap
 from pixsearch.model.mask_decoder import MaskDecoder
 from pixsearch.model.proposals import InstanceProposer, Proposals
-from pixsearch.model.referent import ReferentSelector, candidate_features
+from pixsearch.model.referent import ReferentSelector, candidate_features, colour_mentions
 from pixsearch.model.refiner import (
     OUTSIDE,
     ZoomRefiner,
@@ -58,6 +58,8 @@ class PixSearchOutput:
         mask_logits: mask logits [R, 1, M, M] (M = 4 × decoder grid).
         mask_iou: predicted mask IoU [R, 1].
         region_batch: sample index of each region search [R].
+        span_tokens: the token ids of each region search's span (R lists): what the
+            referent selector reads the expression's words from (`referent.colour_words`).
     """
 
     logits: torch.Tensor
@@ -68,6 +70,7 @@ class PixSearchOutput:
     mask_logits: torch.Tensor
     mask_iou: torch.Tensor
     region_batch: torch.Tensor
+    span_tokens: list[list[int]]
 
 
 class PixSearchModel(nn.Module):
@@ -182,18 +185,22 @@ class PixSearchModel(nn.Module):
 
     def select_region(self, mask_emb: torch.Tensor, span_emb: torch.Tensor,
                       span_logits: torch.Tensor, rgb: torch.Tensor, proposals: Proposals,
-                      peaks: torch.Tensor | None = None) -> tuple[torch.Tensor, float | None]:
+                      peaks: torch.Tensor | None = None, span_text: str = ""
+                      ) -> tuple[torch.Tensor, float | None]:
         """The referent among `proposals` of the span `span_emb` [1, d_lm]: its mask logits
         [1, 1, M, M] and the selector's probability that it is the one; the span-conditioned
         logits `span_logits` (and None) when there is no proposal. `peaks`: the image's entity
-        centres [n, 2], which `referent.peak_features` needs."""
+        centres [n, 2], which `referent.peak_features` needs; `span_text`: the span's words,
+        whose colour words `referent.colour_words` reads."""
         assert self.referent is not None, "select_region needs a model built with a referent"
         assert (peaks is not None) == self.cfg.referent.peak_features, \
             "entity centres go to the selector exactly when it was built to count them"
         if not len(proposals):
             return span_logits, None
+        mentions = colour_mentions(span_text) if self.cfg.referent.colour_words else None
         feats = candidate_features(proposals.masks, proposals.scores, mask_emb[0],
-                                   torch.sigmoid(span_logits[0, 0].float()), rgb, peaks)
+                                   torch.sigmoid(span_logits[0, 0].float()), rgb, peaks,
+                                   mentions)
         probs = self.referent(span_emb, [feats])[0].float().softmax(-1)
         k = int(probs.argmax())
         return proposals.logits[k][None, None].to(span_logits.dtype), float(probs[k])
@@ -294,7 +301,7 @@ class PixSearchModel(nn.Module):
         win_h = hidden.new_zeros(len(windows), L, d)
         pad = torch.ones(len(windows), L, dtype=torch.bool, device=dev)
         targets = torch.full((len(windows), L), IGNORE, dtype=torch.long, device=dev)
-        span_embs, region_batch = [], []
+        span_embs, region_batch, span_tokens = [], [], []
         for w, (b, s, e, is_region) in enumerate(windows):
             win_h[w, : e - s] = hidden[b, s:e]
             pad[w, : e - s] = False
@@ -306,6 +313,7 @@ class PixSearchModel(nn.Module):
                 span = self.region_span(hidden[b, s:e], gold)
                 span_embs.append(pool_span(hidden[b, s:e], span))
                 region_batch.append(b)
+                span_tokens.append(ids[b, s + span[0]: s + span[1]].tolist())
         span_logits = self.span_tagger(win_h, pad) if windows else hidden.new_zeros(0, L, 3)
         rb = torch.as_tensor(region_batch, dtype=torch.long, device=dev)
         if span_embs and mask_emb is not None:
@@ -318,7 +326,7 @@ class PixSearchModel(nn.Module):
         # no loss supervises the IoU head; detached, it is not reachable from the outputs, so
         # DDP (find_unused_parameters) counts it unused instead of waiting for its gradients
         return PixSearchOutput(logits, hidden, span_logits, targets, span_emb, mask_logits,
-                               iou.detach(), rb)
+                               iou.detach(), rb, span_tokens)
 
     # ---- decoding -------------------------------------------------------------------------
     @torch.no_grad()

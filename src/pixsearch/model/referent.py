@@ -3,9 +3,10 @@
 Each proposal (`proposals.py`) becomes a token of what a referring expression can name —
 its box, size, rank among the others left-to-right, top-to-bottom and by size, its colours,
 the mask decoder's features pooled inside it, its proposal score, and how much of it the
-span-conditioned mask covers, and (`ReferentConfig.peak_features`) how many of the image's
-entity centres lie inside it and to each side of it — and the span embedding of the
-expression becomes a query token. A small transformer encoder reads the query together with
+span-conditioned mask covers, (`ReferentConfig.peak_features`) how many of the image's
+entity centres lie inside it and to each side of it, and (`ReferentConfig.colour_words`) how
+well its named colours match the colour words of the expression — and the span embedding of
+the expression becomes a query token. A small transformer encoder reads the query together with
 every candidate, so comparisons over the set ("the leftmost", "the second from the right",
 "the smallest") are made by attention across candidates; the candidate whose output best
 matches the query's is the referent. Trained with cross-entropy against the proposal that
@@ -13,6 +14,8 @@ matches the gold mask (`pixsearch.train.referent`).
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 import torch.nn.functional as F
@@ -39,12 +42,30 @@ NAMES = len(COLOUR_NAMES)
 OVERLAP = 3  # span-mask mean inside, share of the span mask covered, proposal score
 PEAKS = 6  # entity centres inside, left, right, above, below; all of them
 PEAK_SCALE = 4.0  # counts are divided by this: the scenes hold 2–5 entities
+# The words an expression may name each colour of `COLOUR_NAMES` by. "blue" also covers the
+# light-blue hue bin: people call sky-blue stripes blue, and the hue bins split them.
+COLOUR_WORDS = {
+    "red": ("red", "scarlet", "crimson", "maroon", "vermilion"),
+    "orange": ("orange", "saffron", "amber"),
+    "yellow": ("yellow", "gold", "golden"),
+    "green": ("green", "emerald", "olive", "lime"),
+    "light blue": ("light blue", "light-blue", "sky blue", "sky-blue", "azure", "cyan",
+                   "turquoise"),
+    "blue": ("blue", "navy"),
+    "purple": ("purple", "violet", "magenta"),
+    "white": ("white",),
+    "black": ("black",),
+}
+_COVERS = {"blue": ("blue", "light blue")}  # word name -> the hue bins it covers
+MATCH = 4  # a colour is named; min, sum and complement of the named colours' shares
 
 
-def feature_dim(channels: int, peaks: bool = False) -> int:
+def feature_dim(channels: int, peaks: bool = False, colour_words: bool = False) -> int:
     """Width of a candidate's feature vector for mask embeddings of `channels` channels
-    (`peaks`: with `peak_counts`, `ReferentConfig.peak_features`)."""
-    return GEOMETRY + RANKS + COLOUR + NAMES + OVERLAP + channels + (PEAKS if peaks else 0)
+    (`peaks`: with `peak_counts`, `ReferentConfig.peak_features`; `colour_words`: with
+    `colour_match`, `ReferentConfig.colour_words`)."""
+    return (GEOMETRY + RANKS + COLOUR + NAMES + OVERLAP + channels + (PEAKS if peaks else 0)
+            + (MATCH if colour_words else 0))
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
@@ -107,13 +128,48 @@ def colour_shares(masks: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
     return w @ onehot / w.sum(1, keepdim=True).clamp_min(1)
 
 
+def colour_mentions(text: str) -> torch.Tensor:
+    """Which of `COLOUR_NAMES` the expression `text` names (`COLOUR_WORDS`): [NAMES] of 0/1.
+    "light blue" and its kin are taken before "blue", so they do not also name blue."""
+    text = text.lower()
+    out = torch.zeros(NAMES)
+    for name in sorted(COLOUR_WORDS, key=lambda n: -max(len(w) for w in COLOUR_WORDS[n])):
+        for word in COLOUR_WORDS[name]:
+            pattern = rf"(?<![a-z]){re.escape(word)}(?![a-z])"
+            if re.search(pattern, text):
+                out[COLOUR_NAMES.index(name)] = 1.0
+                text = re.sub(pattern, " ", text)
+    return out
+
+
+def colour_match(shares: torch.Tensor, mentions: torch.Tensor) -> torch.Tensor:
+    """How well candidates with named-colour shares [K, NAMES] (`colour_shares`) fit the
+    colours an expression names (`colour_mentions`, [NAMES]): whether it names any, the
+    smallest share among the named colours (a "red-and-white" flag has both), their summed
+    share, and the share of colours it does not name: [K, MATCH]."""
+    k = shares.shape[0]
+    named = [i for i in range(NAMES) if mentions[i] > 0]
+    if not named:
+        return shares.new_zeros(k, MATCH)
+    cover = shares.new_zeros(len(named), NAMES)
+    for row, i in enumerate(named):
+        for bin_name in _COVERS.get(COLOUR_NAMES[i], (COLOUR_NAMES[i],)):
+            cover[row, COLOUR_NAMES.index(bin_name)] = 1.0
+    per_name = shares @ cover.T  # [K, named]
+    union = shares @ cover.amax(0)
+    return torch.stack([torch.ones_like(union), per_name.amin(1), per_name.sum(1).clamp(max=1),
+                        1 - union], 1)
+
+
 def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddings: torch.Tensor,
                        span_probs: torch.Tensor, rgb: torch.Tensor,
-                       peaks: torch.Tensor | None = None) -> torch.Tensor:
+                       peaks: torch.Tensor | None = None,
+                       mentions: torch.Tensor | None = None) -> torch.Tensor:
     """Features [K, F] of candidate masks [K, M, M] with their proposal scores [K], the mask
     decoder's image embeddings [C, g, g], the span-conditioned mask probabilities [M, M] and
     the image [3, M, M] (RGB in [0, 1]) at mask resolution; with the image's entity centres
-    `peaks` [n, 2], also their `peak_counts`."""
+    `peaks` [n, 2], also their `peak_counts`; with the expression's `colour_mentions`
+    `mentions` [NAMES], also their `colour_match`."""
     k, m, _ = masks.shape
     w = masks.float()
     area = w.flatten(1).sum(1).clamp_min(1)
@@ -143,6 +199,8 @@ def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddin
              scores[:, None].to(w.dtype), pooled]
     if peaks is not None:
         parts.append(peak_counts(w, peaks))
+    if mentions is not None:
+        parts.append(colour_match(names, mentions.to(names)))
     return torch.cat(parts, dim=1)
 
 

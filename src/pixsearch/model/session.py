@@ -127,8 +127,9 @@ class PixSearchSession:
         chosen, prob = logits, None
         if self.model.referent is not None:
             peaks = self._peaks() if self.model.cfg.referent.peak_features else None
+            text = self.model.tokenizer.decode(self.ids[start + span[0]: start + span[1]])
             chosen, prob = self.model.select_region(self.mask_emb, span_emb, logits, self.rgb,
-                                                    self._proposals(logits), peaks)
+                                                    self._proposals(logits), peaks, text)
         self.mask_score = prob if prob is not None else mask_confidence(chosen[0, 0])
         return chosen
 

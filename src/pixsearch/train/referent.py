@@ -32,7 +32,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +42,13 @@ import torch.nn.functional as F
 from pixsearch.images import load_image
 from pixsearch.logs import progress_bar
 from pixsearch.masks import rle_to_mask
-from pixsearch.model.batch import mask_target
+from pixsearch.model.batch import IGNORE, Batch, mask_target
 from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import save_checkpoint
 from pixsearch.model.config import ReferentConfig
 from pixsearch.model.pixsearch_model import PixSearchModel
 from pixsearch.model.proposals import Proposals, heatmap_peaks, mask_iou_matrix, span_components
-from pixsearch.model.referent import candidate_features
+from pixsearch.model.referent import candidate_features, colour_mentions
 from pixsearch.train.centres import (
     centre_focal_loss,
     centre_targets,
@@ -96,9 +96,10 @@ class ReferentTrainConfig:
             entities of the val scenes right most often (the report's grid), instead of
             keeping the configured ones.
         cache: folder where the frozen model's outputs per referring expression (span mask
-            logits, span embedding, gold mask) are kept, keyed by the base weights, split,
-            sample count and seed, so a rerun with other selector settings skips the model
-            passes and a run with more samples computes only those it adds; empty: no cache.
+            logits, span embedding, span words, gold mask) are kept, keyed by the base
+            weights, split, sample count and seed, so a rerun with other selector settings
+            skips the model passes, a run with more samples computes only those it adds and
+            one with fewer reads them from a larger run; empty: no cache.
         seed: seed of sampling and initialisation.
         num_threads: torch threads.
     """
@@ -133,11 +134,11 @@ def with_referent(base: PixSearchModel, overrides: dict, warm_start: bool = Fals
     if warm_start and base.referent is None:
         raise ValueError(f"warm_start needs a base model with a selector; {base.cfg.name!r} "
                          "has none (train one first: warm_start=false)")
-    shape = ("dim", "layers", "heads", "peak_features")
+    shape = ("dim", "layers", "heads", "peak_features", "colour_words")
     if warm_start and any(overrides.get(k, v) != v for k, v in asdict(base.cfg.referent).items()
                           if k in shape):
         raise ValueError("warm_start keeps the base model's selector, so referent.dim, "
-                         "layers, heads and peak_features cannot change (or set "
+                         "layers, heads, peak_features and colour_words cannot change (or set "
                          "warm_start=false)")
     cfg = copy.deepcopy(base.cfg)
     cfg.referent = ReferentConfig(**{**asdict(cfg.referent), **overrides, "enabled": True})
@@ -320,26 +321,30 @@ class ReferentTrainer:
         for name, p in sorted(self.model.state_dict().items()):
             if not name.startswith(("proposer.", "referent.", "refiner.")):
                 digest.update(p.detach().cpu().float().numpy().tobytes())
-        return f"expressions-{split}-{{n}}-{self.cfg.seed}-{digest.hexdigest()[:12]}.pt"
+        return f"spans-{split}-{{n}}-{self.cfg.seed}-{digest.hexdigest()[:12]}.pt"
 
     def _cached_prefix(self, pattern: str, limit: int) -> list[dict]:
-        """The longest cached run of the same split, seed and weights with fewer than `limit`
-        expressions: with one seed the samples are a prefix of the same permutation, so a
-        larger run recomputes only what it adds."""
+        """Cached outputs for the first `limit` expressions of the same split, seed and
+        weights: with one seed the samples are a prefix of one permutation, so a cached
+        larger run holds all of them (the refiner recipe reads 5,000 of the selector's
+        12,000) and a cached smaller run the first of them (the caller computes the rest)."""
         folder = Path(self.cfg.cache)
-        counts = [n for f in folder.glob(pattern.format(n="*"))
-                  if (n := f.name.split("-")[2]).isdigit() and int(n) < limit]
-        if not counts:
-            return []
-        n = max(counts, key=int)
-        prefix = torch.load(folder / pattern.format(n=n))
-        # one output per sample is what makes the prefix line up with the samples
-        return prefix if len(prefix) == int(n) else []
+        counts = sorted(int(n) for f in folder.glob(pattern.format(n="*"))
+                        if (n := f.name.split("-")[2]).isdigit())
+        larger = [n for n in counts if n > limit]
+        smaller = [n for n in counts if n < limit]
+        for n in larger[:1] + smaller[-1:]:
+            prefix = torch.load(folder / pattern.format(n=n))
+            # one output per sample is what makes the prefix line up with the samples
+            if len(prefix) == n:
+                return prefix[:limit]
+        return []
 
     @torch.no_grad()
     def expressions(self, records, limit: int, split: str) -> list[dict]:
         """The frozen model's outputs per referring expression of `records` (at most `limit`,
-        sampled): image, span mask logits [M, M] (fp16), span embedding, gold mask [M, M]."""
+        sampled): image, span mask logits [M, M] (fp16), span embedding, the span's words,
+        gold mask [M, M]."""
         pattern = self._cache_pattern(split)
         path = Path(self.cfg.cache) / pattern.format(n=limit) if pattern else None
         if path is not None and path.exists():
@@ -350,18 +355,39 @@ class ReferentTrainer:
         order = np.random.default_rng(self.cfg.seed).permutation(len(samples))
         samples = [samples[i] for i in order[:limit]]
         out = self._cached_prefix(pattern, limit) if pattern else []
+        cached = len(out)
+        decode = self.model.tokenizer.decode
         for i in progress_bar(range(len(out), len(samples), 8), desc=f"{split} expressions"):
             chunk = samples[i:i + 8]
-            batch = make_batch(self.model, chunk, self.features)
+            batch = self.up_to_last_region(make_batch(self.model, chunk, self.features))
             res = self.model(batch)
             for r in range(res.mask_logits.shape[0]):
                 out.append(dict(image=chunk[int(res.region_batch[r])].image,
                                 span_logits=res.mask_logits[r, 0].half(),
-                                span=res.span_embeddings[r], gold=batch.region_targets[r] > 0.5))
-        if path is not None:
+                                span=res.span_embeddings[r], words=decode(res.span_tokens[r]),
+                                gold=batch.region_targets[r] > 0.5))
+        if path is not None and len(out) > cached:  # a slice of a larger run is not saved
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(out, path)
         return out
+
+    def up_to_last_region(self, batch: Batch) -> Batch:
+        """`batch` cut after each sample's last `<search><region>`: the causal LM's hidden
+        states up to there, and so the spans and their masks, are the same without the
+        evidence and answer after it, which are most of a trajectory's tokens (the pass is
+        twice as fast)."""
+        s_open, region = self.model.tokens.id("search_open"), self.model.tokens.id("region")
+        ids = batch.input_ids
+        hit = (ids[:, 1:] == region) & (ids[:, :-1] == s_open)  # [B, T-1]: <region> at t+1
+        assert bool(hit.any(1).all()), "every sample of the recipe has a region search"
+        pos = torch.arange(1, ids.shape[1]) * hit
+        ends = pos.amax(1) + 1  # one past each sample's last <region>
+        keep = torch.arange(ids.shape[1])[None] < ends[:, None]
+        cut = int(ends.max())
+        return replace(batch, input_ids=ids[:, :cut],
+                       attention_mask=(batch.attention_mask * keep)[:, :cut],
+                       loss_mask=(batch.loss_mask * keep)[:, :cut],
+                       span_labels=batch.span_labels.masked_fill(~keep, IGNORE)[:, :cut])
 
     @torch.no_grad()
     def candidates(self, expr: dict) -> dict:
@@ -371,9 +397,11 @@ class ReferentTrainer:
         props = self.proposals(image, span)
         if image not in self.rgb:
             self.rgb[image] = self.model.mask_rgb(load_image(Path(self.cfg.world) / image))
-        peaks = self.centres(image) if self.model.cfg.referent.peak_features else None
+        ref = self.model.cfg.referent
+        peaks = self.centres(image) if ref.peak_features else None
+        mentions = colour_mentions(expr["words"]) if ref.colour_words else None
         feats = candidate_features(props.masks, props.scores, self.embeddings(image)[0],
-                                   torch.sigmoid(span), self.rgb[image], peaks)
+                                   torch.sigmoid(span), self.rgb[image], peaks, mentions)
         ious = mask_iou_matrix(props.masks, gold[None])[:, 0] if len(props) else None
         label = int(ious.argmax()) if ious is not None and ious.max() >= 0.5 else -1
         span_iou = float(mask_iou_matrix((span > 0)[None], gold[None])[0, 0])
