@@ -85,7 +85,10 @@ CARDS = {
         "expressions with the centres counted around each candidate: pixsearch train "
         "--recipe referent --config configs/train/gemma_peak_counts.yaml, then the refiner "
         "that zooms into the picked flag and segments it again (everything else frozen): "
-        "pixsearch train --recipe refiner --config configs/train/gemma_zoom.yaml"),
+        "pixsearch train --recipe refiner --config configs/train/gemma_zoom.yaml, then its "
+        "selector retrained fresh with the expression's colour words matched against each "
+        "candidate's colours: pixsearch train --recipe referent --config "
+        "configs/train/gemma_colour_words.yaml"),
         data=DATA + ". The first run (`configs/train/gemma.yaml`, 53.9 min) and the referent "
         "selection (below; measured on the span embeddings before the last stage) used it as "
         "is; the last stage (the table) used the same scenes and questions with gold "

@@ -2,7 +2,7 @@
 
 For each model folder, builds the referent recipe's trainer around it with its own selector
 and referent settings (warm start, no training; the frozen model's outputs per val expression
-come from the recipe's cache, which `configs/train/gemma_peak_counts.yaml` fills), lets its
+come from the recipe's cache, which `configs/train/gemma_colour_words.yaml` fills), lets its
 selector pick among each expression's candidates, and prints how often the pick overlaps the
 gold mask with IoU ≥ 0.5, by kind: ordinal ("the second flag from the right"), extreme ("the
 leftmost", "the smallest", "the flag at the very top"), colour ("the red-and-white flag"),

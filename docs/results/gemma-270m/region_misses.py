@@ -13,13 +13,17 @@ entity mask of the record, and the answer falls in one of:
 - elsewhere (none of these).
 
 R@1 of the run is the share whose first hit is the target, so the rows say how much of the
-loss is the referent chosen (another entity) and how much the mask's extent (part, merged):
+loss is the referent chosen (another entity) and how much the mask's extent (part, merged).
+A second table gives that R@1 by the kind of the target's referring expression: relation
+("behind", "hidden"), colour (a colour word), size ("largest", "smallest", ...), else
+position:
 
     python docs/results/gemma-270m/region_misses.py RUN [RUN ...]
 """
 import argparse
 import collections
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +36,17 @@ from pixsearch.masks import rle_to_mask
 
 ROWS = ("on the target, top hit right", "on the target, top hit wrong", "on another entity",
         "part of the target", "the target merged", "elsewhere")
+
+
+KINDS = (("relation", r"behind|hidden|in front"),
+         ("colour", r"\b(red|orange|yellow|green|blue|purple|white|black)\b"),
+         ("size", r"larg|small|big|tin|huge|size"))
+
+
+def kind(expression: str) -> str:
+    """The kind of a referring expression (see the module doc)."""
+    return next((k for k, pattern in KINDS if re.search(pattern, expression.lower())),
+                "position")
 
 
 def classify(mask: np.ndarray, golds: list[np.ndarray], target: int) -> str:
@@ -88,6 +103,8 @@ def rows(run: Path) -> collections.Counter:
             row += ", top hit right" if right else ", top hit wrong"
         out[row] += 1
         out[(row, True)] += int(right)
+        out[("kind", kind(r["entities"][target]["refexp"]))] += 1
+        out[("kind", kind(r["entities"][target]["refexp"]), True)] += int(right)
     return out
 
 
@@ -106,8 +123,14 @@ def main() -> None:
         print(f"| {row} | " + " | ".join(cells) + " |")
     for run, c in zip(args.runs, counts):
         n = sum(v for k, v in c.items() if isinstance(k, str))
-        right = sum(v for k, v in c.items() if isinstance(k, tuple))
+        right = sum(v for k, v in c.items() if isinstance(k, tuple) and k[0] != "kind")
         print(f"{run}: {n} region answers, R@1 {100 * right / max(n, 1):.1f}")
+    print("\n| kind of expression | " + " | ".join(r.name for r in args.runs) + " |")
+    print("|---|" + "---|" * len(args.runs))
+    for name in ("colour", "position", "size", "relation"):
+        cells = [f"{c[('kind', name, True)] / max(c[('kind', name)], 1):.3f} "
+                 f"({c[('kind', name)]})" for c in counts]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
