@@ -103,8 +103,9 @@ def rows(run: Path) -> collections.Counter:
             row += ", top hit right" if right else ", top hit wrong"
         out[row] += 1
         out[(row, True)] += int(right)
-        out[("kind", kind(r["entities"][target]["refexp"]))] += 1
-        out[("kind", kind(r["entities"][target]["refexp"]), True)] += int(right)
+        what = kind(r["entities"][target]["refexp"])
+        out[("kind", what)] += 1
+        out[("kind", what, True)] += int(right)
     return out
 
 
