@@ -9,52 +9,24 @@ import torch
 
 from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import load_checkpoint
+from pixsearch.model.colours import (
+    MATCH,
+    RELATION,
+    colour_match,
+    colour_shares,
+    expression_colours,
+    relation_match,
+)
 from pixsearch.model.config import ReferentConfig
 from pixsearch.model.presets import get_preset
 from pixsearch.model.proposals import grid_points, heatmap_peaks, mask_iou_matrix, span_components
 from pixsearch.model.referent import (
-    COLOUR_NAMES,
-    MATCH,
     ReferentSelector,
+    SelectorEnsemble,
     candidate_features,
-    colour_match,
-    colour_mentions,
-    colour_shares,
     feature_dim,
     peak_counts,
 )
-
-
-def _names(v: torch.Tensor) -> set[str]:
-    return {COLOUR_NAMES[i] for i in range(len(v)) if v[i] > 0}
-
-
-def test_colour_mentions_reads_colour_words_and_their_kin():
-    assert _names(colour_mentions("the red-and-white flag")) == {"red", "white"}
-    assert _names(colour_mentions("The flag in Crimson and GOLD")) == {"red", "yellow"}
-    # "sky blue" names the light-blue bin only, not also blue
-    assert _names(colour_mentions("the sky-blue one")) == {"light blue"}
-    assert _names(colour_mentions("the flag behind the navy one")) == {"blue"}
-    assert _names(colour_mentions("the largest flag")) == set()
-    assert _names(colour_mentions("the bluest of the flags")) == set()  # not a colour word
-
-
-def test_colour_match_prefers_the_candidate_with_every_named_colour():
-    shares = torch.zeros(3, len(COLOUR_NAMES))
-    red, white, blue, light = (COLOUR_NAMES.index(n) for n in ("red", "white", "blue",
-                                                               "light blue"))
-    shares[0, red], shares[0, white] = 0.5, 0.5  # red and white
-    shares[1, red] = 1.0  # all red: more red, but no white
-    shares[2, light], shares[2, white] = 0.7, 0.3  # sky blue and white
-    m = colour_match(shares, colour_mentions("the red-and-white flag"))
-    assert m.shape == (3, MATCH) and m[:, 0].tolist() == [1.0, 1.0, 1.0]
-    assert m[:, 1].argmax() == 0 and m[1, 1] == 0  # the smallest named share
-    assert torch.allclose(m[:, 3], torch.tensor([0.0, 0.0, 0.7]))  # share not named
-    # "blue" covers the light-blue bin: the sky-blue flag is blue-and-white
-    blue_white = colour_match(shares, colour_mentions("the blue and white flag"))
-    assert blue_white[2, 1].item() == pytest.approx(0.3)
-    assert not colour_match(shares, colour_mentions("the smallest flag")).any()
-
 
 
 def _box(m: int, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
@@ -113,30 +85,22 @@ def test_peak_counts_count_entity_centres_inside_and_to_each_side():
     f = candidate_features(masks, torch.ones(4), emb, torch.zeros(m, m), torch.zeros(3, m, m),
                            peaks)
     assert f.shape == (4, feature_dim(5, peaks=True)) and torch.equal(f[:, -6:], counts / 4.0)
-    words = colour_mentions("the black flag")
+    words = expression_colours("the black flag")
     g = candidate_features(masks, torch.ones(4), emb, torch.zeros(m, m), torch.zeros(3, m, m),
                            peaks, words)
     assert g.shape == (4, feature_dim(5, peaks=True, colour_words=True))
     assert torch.equal(g[:, :-MATCH], f)
-    assert torch.equal(g[:, -MATCH:], colour_match(colour_shares(masks, torch.zeros(3, m, m)),
-                                                   words))
+    shares = colour_shares(masks, torch.zeros(3, m, m))
+    assert torch.equal(g[:, -MATCH:], colour_match(shares, words.own))
     assert torch.equal(g[:, -MATCH + 1], torch.ones(4))  # a black image: all black
-
-
-def test_colour_shares_name_colours_under_any_lighting():
-    m = 4
-    rgb = torch.zeros(3, m, m)
-    rgb[0, :, :2] = 0.85  # left half red
-    rgb[:, :, 2:] = 0.9  # right half white
-    rgb[:, 0, :] = 0.05  # top row black
-    masks = torch.stack([_box(m, 0, 1, 2, 4), _box(m, 0, 0, 4, 4)])
-    names = list(COLOUR_NAMES)
-    for light in (1.0, 0.5):
-        shares = colour_shares(masks, rgb * light)
-        assert shares[0, names.index("red")].item() == 1.0
-        assert shares[1, names.index("black")].item() == 0.25
-        assert shares[1, names.index("white")].item() == 0.375
-        assert torch.allclose(shares.sum(1), torch.ones(2))
+    # split words: the referent's own colours, then the related flag's
+    split = expression_colours("the flag behind the black one", relations=True)
+    h = candidate_features(masks, torch.ones(4), emb, torch.zeros(m, m), torch.zeros(3, m, m),
+                           peaks, split)
+    assert h.shape == (4, feature_dim(5, peaks=True, colour_words=True, relation_words=True))
+    assert torch.equal(h[:, :-MATCH - RELATION], f)
+    assert not h[:, -MATCH - RELATION:-RELATION].any()  # no colour of its own
+    assert torch.equal(h[:, -RELATION:], relation_match(masks, shares, split.other))
 
 
 def test_selector_pads_ragged_sets_and_follows_candidate_order():
@@ -150,6 +114,20 @@ def test_selector_pads_ragged_sets_and_follows_candidate_order():
     perm = torch.tensor([2, 0, 1])
     again = sel(span[:1], [a[perm]])
     assert torch.allclose(again[0], logits[0, perm], atol=1e-5)
+
+
+def test_an_ensemble_averages_its_members_probabilities():
+    torch.manual_seed(0)
+    cfg = ReferentConfig(dim=16, layers=1, heads=2, members=3)
+    ens = SelectorEnsemble(8, 6, cfg).eval()
+    assert len(ens.members) == 3
+    span, feats = torch.randn(2, 8), [torch.randn(3, 6), torch.randn(2, 6)]
+    out = ens(span, feats)
+    mean = torch.stack([m(span, feats).softmax(-1) for m in ens.members]).mean(0)
+    assert torch.allclose(out.exp(), mean, atol=1e-6)
+    assert out[1, 2] == float("-inf") and torch.allclose(out.exp().sum(-1), torch.ones(2))
+    with pytest.raises(ValueError, match="members"):
+        ReferentConfig(members=0)
 
 
 def test_tiny_model_with_referent_proposes_and_selects():
@@ -357,6 +335,8 @@ def test_tiny_model_with_component_referent_selects_a_component():
 def test_referent_config_rejects_unknown_source():
     with pytest.raises(ValueError, match="components"):
         ReferentConfig(source="grid")
+    with pytest.raises(ValueError, match="colour_words=true"):
+        ReferentConfig(relation_words=True)
 
 
 @pytest.mark.parametrize("source,instances,split,counts,colours", [
@@ -376,7 +356,9 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
                               selector_epochs=2, selector_batch=4, num_threads=1,
                               referent={"source": source, "instances": instances,
                                         "split_at_peaks": split, "peak_features": counts,
-                                        "colour_words": colours, "peak_threshold": 0.0,
+                                        "colour_words": colours, "relation_words": colours,
+                                        "members": 2 if colours else 1,
+                                        "peak_threshold": 0.0,
                                         "score_threshold": -10.0,
                                         "min_area": 0.0},
                               cache=str(tmp_path / "cache"))
@@ -396,9 +378,13 @@ def test_referent_training_on_small_world_saves_a_loadable_model(small_world, tm
         assert proposer is None
     model = load_checkpoint(out)
     assert (model.proposer is not None) == centres
+    if colours:  # an ensemble of two selectors, trained apart
+        a, b = (m.q_out.weight for m in model.referent.members)
+        assert not torch.equal(a, b)
     assert model.cfg.referent.enabled and model.referent is not None
-    assert model.referent.candidate[0].in_features == feature_dim(
-        model.mask_decoder.hidden, counts, colours)
+    selector = model.referent.members[0] if colours else model.referent
+    assert selector.candidate[0].in_features == feature_dim(
+        model.mask_decoder.hidden, counts, colours, colours)
     # the frozen parts are the base model's, bit for bit
     base = load_checkpoint(base_dir)
     for name, p in base.state_dict().items():

@@ -9,7 +9,7 @@ what the mask shows, before the retrieved documents:
 
     [0] Seen: mostly blue, then white; 3 like it in the image, 1 left of it.
 
-- the colours: the basic colour terms (`model/referent.py`: `COLOUR_NAMES`) of the pixels
+- the colours: the basic colour terms (`model/colours.py`: `COLOUR_NAMES`) of the pixels
   inside the mask, largest share first (the second only when it covers a real part);
 - the count: the instances of the image (the region's own included), and how many of the
   others have their centre left of the region's centre.
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pixsearch.model.referent import COLOUR_NAMES, colour_shares
+from pixsearch.model.colours import COLOUR_NAMES, colour_shares
 
 SECOND_COLOUR = 0.2  # a second colour is named when it covers at least this share
 MAX_SIDE = 256  # masks and images are strided down to about this size before counting pixels

@@ -2,7 +2,7 @@
 
 For every colour expression of a split's ego scenes (one naming a colour, not a relation such
 as "the flag behind the blue one"), each entity's gold mask gets the selector's colour
-features against the expression's words (`referent.colour_match`), and the entity with the
+features against the expression's words (`colours.colour_match`), and the entity with the
 largest smallest share of the named colours ("red and white": both present), or with the
 largest summed share, is picked; printed is how often the pick is the expression's entity.
 What the selector's `colour_words` features can tell at best, given perfect candidates:
@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from pixsearch.masks import rle_to_mask
-from pixsearch.model.referent import colour_match, colour_mentions, colour_shares
+from pixsearch.model.colours import colour_match, colour_mentions, colour_shares
 
 SIZE = (128, 72)  # width, height the image and masks are read at (16:9 like the scenes)
 

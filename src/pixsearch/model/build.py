@@ -23,7 +23,7 @@ from pixsearch.model.hires import MaskFeatureMap
 from pixsearch.model.mask_decoder import MaskDecoder
 from pixsearch.model.pixsearch_model import PixSearchModel
 from pixsearch.model.proposals import InstanceProposer
-from pixsearch.model.referent import ReferentSelector, feature_dim
+from pixsearch.model.referent import ReferentSelector, SelectorEnsemble, feature_dim
 from pixsearch.model.refiner import ZoomRefiner
 from pixsearch.model.span_query import SpanToQueries
 from pixsearch.model.span_tagger import SpanTagger
@@ -243,8 +243,10 @@ def _build(cfg: ModelConfig, tokenizer: Any, corpus: Iterable[str] | None) -> Pi
         proposer = InstanceProposer(MaskDecoder(replace(cfg.mask_decoder, sam_vision=False)),
                                     cfg.referent)
     if cfg.referent.enabled:
-        referent = ReferentSelector(d_lm, feature_dim(md.hidden, cfg.referent.peak_features,
-                                                      cfg.referent.colour_words), cfg.referent)
+        ref = cfg.referent
+        selector = ReferentSelector if ref.members == 1 else SelectorEnsemble
+        referent = selector(d_lm, feature_dim(md.hidden, ref.peak_features, ref.colour_words,
+                                              ref.relation_words), ref)
     refiner = None
     if cfg.refiner.enabled:
         # its own decoder and feature map, in the shapes of the model's (the refiner recipe

@@ -216,10 +216,16 @@ class ReferentConfig:
             (nested and merged blobs of the same entities) do not give. The proposer is then
             built, and its centre head needs training.
         colour_words: each candidate's features also say how well its named colours match
-            the colour words of the expression's span (`referent.colour_match`): the span
+            the colour words of the expression's span (`colours.colour_match`): the span
             embedding alone leaves "the red-and-white flag" to a linear read-out of the LM's
             hidden states, which the selector learns on train scenes and then misreads on
             others (colour expressions were its weakest kind).
+        relation_words: (with `colour_words`) the colour words after a relation ("the flag
+            behind the red one") are matched as another flag's (`colours.relation_match`:
+            how well each candidate, and the candidates touching it, fit them) instead of
+            as the referent's own, which they are not.
+        members: selectors trained apart (own initialisation and batch order) whose
+            probabilities are averaged (`referent.SelectorEnsemble`); 1: a single one.
         dim, layers, heads: width, encoder layers and heads of the selector.
         dropout: dropout of the selector while it trains (a few thousand expressions).
     """
@@ -239,6 +245,8 @@ class ReferentConfig:
     split_at_peaks: bool = False
     peak_features: bool = False
     colour_words: bool = False
+    relation_words: bool = False
+    members: int = 1
     instances: str = "span"
     dim: int = 128
     layers: int = 2
@@ -260,6 +268,11 @@ class ReferentConfig:
         if self.instances not in ("span", "points"):
             raise ValueError(f"referent.instances must be 'span' or 'points', "
                              f"got {self.instances!r}")
+        if self.members < 1:
+            raise ValueError(f"referent.members must be ≥ 1, got {self.members}")
+        if self.relation_words and not self.colour_words:
+            raise ValueError("referent.relation_words splits the colour words that "
+                             "referent.colour_words reads: set colour_words=true too")
         if self.split_min_distance < 0:
             raise ValueError("referent.split_min_distance must be ≥ 0 (0: no split), "
                              f"got {self.split_min_distance}")

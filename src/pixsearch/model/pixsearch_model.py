@@ -23,11 +23,12 @@ from torch import nn
 
 from pixsearch.model.backbone import Backbone
 from pixsearch.model.batch import Batch
+from pixsearch.model.colours import expression_colours
 from pixsearch.model.config import ModelConfig
 from pixsearch.model.hires import MaskFeatureMap
 from pixsearch.model.mask_decoder import MaskDecoder
 from pixsearch.model.proposals import InstanceProposer, Proposals
-from pixsearch.model.referent import ReferentSelector, candidate_features, colour_mentions
+from pixsearch.model.referent import ReferentSelector, candidate_features
 from pixsearch.model.refiner import (
     OUTSIDE,
     ZoomRefiner,
@@ -197,10 +198,11 @@ class PixSearchModel(nn.Module):
             "entity centres go to the selector exactly when it was built to count them"
         if not len(proposals):
             return span_logits, None
-        mentions = colour_mentions(span_text) if self.cfg.referent.colour_words else None
+        ref = self.cfg.referent
+        colours = expression_colours(span_text, ref.relation_words) if ref.colour_words else None
         feats = candidate_features(proposals.masks, proposals.scores, mask_emb[0],
                                    torch.sigmoid(span_logits[0, 0].float()), rgb, peaks,
-                                   mentions)
+                                   colours)
         probs = self.referent(span_emb, [feats])[0].float().softmax(-1)
         k = int(probs.argmax())
         return proposals.logits[k][None, None].to(span_logits.dtype), float(probs[k])

@@ -5,7 +5,9 @@ its box, size, rank among the others left-to-right, top-to-bottom and by size, i
 the mask decoder's features pooled inside it, its proposal score, and how much of it the
 span-conditioned mask covers, (`ReferentConfig.peak_features`) how many of the image's
 entity centres lie inside it and to each side of it, and (`ReferentConfig.colour_words`) how
-well its named colours match the colour words of the expression — and the span embedding of
+well its named colours match the colour words of the expression, and (`relation_words`) how
+well it and its neighbours match those of a flag the expression relates it to ("the flag
+behind the red one"; `colours.py`) — and the span embedding of
 the expression becomes a query token. A small transformer encoder reads the query together with
 every candidate, so comparisons over the set ("the leftmost", "the second from the right",
 "the smallest") are made by attention across candidates; the candidate whose output best
@@ -15,57 +17,40 @@ matches the gold mask (`pixsearch.train.referent`).
 
 from __future__ import annotations
 
-import re
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixsearch.model.colours import (
+    MATCH,
+    NAMES,
+    RELATION,
+    ExpressionColours,
+    colour_match,
+    colour_shares,
+    relation_match,
+)
 from pixsearch.model.config import ReferentConfig
 from pixsearch.model.proposals import centre_pixels
 
 GEOMETRY = 9  # x0, y0, x1, y1, cx, cy, w, h, sqrt(area)
 RANKS = 3  # rank of cx, cy and area among the candidates
 COLOUR = 6  # mean and std of RGB inside the mask
-# Basic colour terms (Berlin & Kay) by hue, saturation and value: referring expressions name
-# colours ("the red-and-black flag"), so the share of each named colour inside a candidate is
-# what a selector can match them against (mean RGB alone confuses red + green with brown).
-# Hue bins in degrees; pixels darker than BLACK_V are black, paler than WHITE_S white, so
-# lighting changes brightness without changing the name.
-HUE_NAMES = (("red", 0, 15), ("orange", 15, 40), ("yellow", 40, 70), ("green", 70, 165),
-             ("light blue", 165, 205), ("blue", 205, 265), ("purple", 265, 330),
-             ("red", 330, 360))
-COLOUR_NAMES = ("red", "orange", "yellow", "green", "light blue", "blue", "purple", "white",
-                "black")
-BLACK_V, WHITE_S = 0.2, 0.25
-NAMES = len(COLOUR_NAMES)
 OVERLAP = 3  # span-mask mean inside, share of the span mask covered, proposal score
 PEAKS = 6  # entity centres inside, left, right, above, below; all of them
 PEAK_SCALE = 4.0  # counts are divided by this: the scenes hold 2–5 entities
-# The words an expression may name each colour of `COLOUR_NAMES` by. "blue" also covers the
-# light-blue hue bin: people call sky-blue stripes blue, and the hue bins split them.
-COLOUR_WORDS = {
-    "red": ("red", "scarlet", "crimson", "maroon", "vermilion"),
-    "orange": ("orange", "saffron", "amber"),
-    "yellow": ("yellow", "gold", "golden"),
-    "green": ("green", "emerald", "olive", "lime"),
-    "light blue": ("light blue", "light-blue", "sky blue", "sky-blue", "azure", "cyan",
-                   "turquoise"),
-    "blue": ("blue", "navy"),
-    "purple": ("purple", "violet", "magenta"),
-    "white": ("white",),
-    "black": ("black",),
-}
-_COVERS = {"blue": ("blue", "light blue")}  # word name -> the hue bins it covers
-MATCH = 4  # a colour is named; min, sum and complement of the named colours' shares
 
 
-def feature_dim(channels: int, peaks: bool = False, colour_words: bool = False) -> int:
+def feature_dim(channels: int, peaks: bool = False, colour_words: bool = False,
+                relation_words: bool = False) -> int:
     """Width of a candidate's feature vector for mask embeddings of `channels` channels
     (`peaks`: with `peak_counts`, `ReferentConfig.peak_features`; `colour_words`: with
-    `colour_match`, `ReferentConfig.colour_words`)."""
+    `colour_match`, `ReferentConfig.colour_words`; `relation_words`: with `relation_match`,
+    `ReferentConfig.relation_words`)."""
     return (GEOMETRY + RANKS + COLOUR + NAMES + OVERLAP + channels + (PEAKS if peaks else 0)
-            + (MATCH if colour_words else 0))
+            + (MATCH if colour_words else 0) + (RELATION if relation_words else 0))
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
@@ -104,72 +89,16 @@ def peak_counts(masks: torch.Tensor, peaks: torch.Tensor) -> torch.Tensor:
     return torch.stack([inside.sum(1), *sides, total], 1) / PEAK_SCALE
 
 
-def colour_names(rgb: torch.Tensor) -> torch.Tensor:
-    """Index into `COLOUR_NAMES` of every pixel of an image [3, M, M] (RGB in [0, 1]): [M²]."""
-    px = rgb.flatten(1).float()
-    v, vmin = px.amax(0), px.amin(0)
-    chroma = v - vmin
-    sat = chroma / v.clamp_min(1e-6)
-    r, g, b = px
-    safe = chroma.clamp_min(1e-6)
-    hue = torch.where(v == r, ((g - b) / safe) % 6,
-                      torch.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60.0
-    names = torch.zeros_like(hue, dtype=torch.long)
-    for name, lo, hi in HUE_NAMES:
-        names = torch.where((hue >= lo) & (hue < hi), COLOUR_NAMES.index(name), names)
-    names = torch.where(sat < WHITE_S, COLOUR_NAMES.index("white"), names)
-    return torch.where(v < BLACK_V, COLOUR_NAMES.index("black"), names)
-
-
-def colour_shares(masks: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
-    """Share of each mask's [K, M, M] pixels named each of `COLOUR_NAMES`: [K, NAMES]."""
-    onehot = F.one_hot(colour_names(rgb), NAMES).float()
-    w = masks.flatten(1).float()
-    return w @ onehot / w.sum(1, keepdim=True).clamp_min(1)
-
-
-def colour_mentions(text: str) -> torch.Tensor:
-    """Which of `COLOUR_NAMES` the expression `text` names (`COLOUR_WORDS`): [NAMES] of 0/1.
-    "light blue" and its kin are taken before "blue", so they do not also name blue."""
-    text = text.lower()
-    out = torch.zeros(NAMES)
-    for name in sorted(COLOUR_WORDS, key=lambda n: -max(len(w) for w in COLOUR_WORDS[n])):
-        for word in COLOUR_WORDS[name]:
-            pattern = rf"(?<![a-z]){re.escape(word)}(?![a-z])"
-            if re.search(pattern, text):
-                out[COLOUR_NAMES.index(name)] = 1.0
-                text = re.sub(pattern, " ", text)
-    return out
-
-
-def colour_match(shares: torch.Tensor, mentions: torch.Tensor) -> torch.Tensor:
-    """How well candidates with named-colour shares [K, NAMES] (`colour_shares`) fit the
-    colours an expression names (`colour_mentions`, [NAMES]): whether it names any, the
-    smallest share among the named colours (a "red-and-white" flag has both), their summed
-    share, and the share of colours it does not name: [K, MATCH]."""
-    k = shares.shape[0]
-    named = [i for i in range(NAMES) if mentions[i] > 0]
-    if not named:
-        return shares.new_zeros(k, MATCH)
-    cover = shares.new_zeros(len(named), NAMES)
-    for row, i in enumerate(named):
-        for bin_name in _COVERS.get(COLOUR_NAMES[i], (COLOUR_NAMES[i],)):
-            cover[row, COLOUR_NAMES.index(bin_name)] = 1.0
-    per_name = shares @ cover.T  # [K, named]
-    union = shares @ cover.amax(0)
-    return torch.stack([torch.ones_like(union), per_name.amin(1), per_name.sum(1).clamp(max=1),
-                        1 - union], 1)
-
-
 def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddings: torch.Tensor,
                        span_probs: torch.Tensor, rgb: torch.Tensor,
                        peaks: torch.Tensor | None = None,
-                       mentions: torch.Tensor | None = None) -> torch.Tensor:
+                       colours: ExpressionColours | None = None) -> torch.Tensor:
     """Features [K, F] of candidate masks [K, M, M] with their proposal scores [K], the mask
     decoder's image embeddings [C, g, g], the span-conditioned mask probabilities [M, M] and
     the image [3, M, M] (RGB in [0, 1]) at mask resolution; with the image's entity centres
-    `peaks` [n, 2], also their `peak_counts`; with the expression's `colour_mentions`
-    `mentions` [NAMES], also their `colour_match`."""
+    `peaks` [n, 2], also their `peak_counts`; with the expression's `colours`
+    (`colours.expression_colours`), also their `colour_match` to its own colours and, when
+    those were split from another flag's, their `relation_match` to the other's."""
     k, m, _ = masks.shape
     w = masks.float()
     area = w.flatten(1).sum(1).clamp_min(1)
@@ -199,8 +128,10 @@ def candidate_features(masks: torch.Tensor, scores: torch.Tensor, image_embeddin
              scores[:, None].to(w.dtype), pooled]
     if peaks is not None:
         parts.append(peak_counts(w, peaks))
-    if mentions is not None:
-        parts.append(colour_match(names, mentions.to(names)))
+    if colours is not None:
+        parts.append(colour_match(names, colours.own.to(names)))
+        if colours.other is not None:
+            parts.append(relation_match(w, names, colours.other.to(names)))
     return torch.cat(parts, dim=1)
 
 
@@ -242,3 +173,24 @@ class ReferentSelector(nn.Module):
         logits = torch.einsum("rd,rkd->rk", self.q_out(out[:, 0]), self.c_out(out[:, 1:]))
         logits = logits / self.cfg.dim ** 0.5
         return logits.masked_fill(pad[:, 1:], float("-inf"))
+
+
+class SelectorEnsemble(nn.Module):
+    """`ReferentConfig.members` selectors, trained apart from their own initialisations and
+    batch orders, whose probabilities are averaged: the selector fits its train expressions
+    far better than val ones (0.96 against 0.88 of them right), and an average of
+    independently trained ones varies less where they disagree. Same call as
+    `ReferentSelector`; returns the log of the mean probability per candidate (−inf where a
+    span has fewer candidates)."""
+
+    def __init__(self, d_lm: int, d_feat: int, cfg: ReferentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.members = nn.ModuleList(ReferentSelector(d_lm, d_feat, cfg)
+                                     for _ in range(cfg.members))
+
+    def forward(self, span_embeddings: torch.Tensor, features: list[torch.Tensor]
+                ) -> torch.Tensor:
+        logp = torch.stack([m(span_embeddings, features).float().log_softmax(-1)
+                            for m in self.members])
+        return torch.logsumexp(logp, 0) - math.log(len(self.members))

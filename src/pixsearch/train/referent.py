@@ -45,10 +45,11 @@ from pixsearch.masks import rle_to_mask
 from pixsearch.model.batch import IGNORE, Batch, mask_target
 from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import save_checkpoint
+from pixsearch.model.colours import expression_colours
 from pixsearch.model.config import ReferentConfig
 from pixsearch.model.pixsearch_model import PixSearchModel
 from pixsearch.model.proposals import Proposals, heatmap_peaks, mask_iou_matrix, span_components
-from pixsearch.model.referent import candidate_features, colour_mentions
+from pixsearch.model.referent import candidate_features
 from pixsearch.train.centres import (
     centre_focal_loss,
     centre_targets,
@@ -58,6 +59,7 @@ from pixsearch.train.centres import (
 from pixsearch.train.data import build_pools, load_split, make_batch
 from pixsearch.train.features import FeatureCache
 from pixsearch.train.losses import focal_tversky_loss, mask_bce_loss
+from pixsearch.train.selector import train_selector
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +136,13 @@ def with_referent(base: PixSearchModel, overrides: dict, warm_start: bool = Fals
     if warm_start and base.referent is None:
         raise ValueError(f"warm_start needs a base model with a selector; {base.cfg.name!r} "
                          "has none (train one first: warm_start=false)")
-    shape = ("dim", "layers", "heads", "peak_features", "colour_words")
+    shape = ("dim", "layers", "heads", "peak_features", "colour_words", "relation_words",
+             "members")
     if warm_start and any(overrides.get(k, v) != v for k, v in asdict(base.cfg.referent).items()
                           if k in shape):
         raise ValueError("warm_start keeps the base model's selector, so referent.dim, "
-                         "layers, heads, peak_features and colour_words cannot change (or set "
-                         "warm_start=false)")
+                         "layers, heads, peak_features, colour_words, relation_words and "
+                         "members cannot change (or set warm_start=false)")
     cfg = copy.deepcopy(base.cfg)
     cfg.referent = ReferentConfig(**{**asdict(cfg.referent), **overrides, "enabled": True})
     model = build_model(cfg, tokenizer=base.tokenizer)
@@ -399,9 +402,10 @@ class ReferentTrainer:
             self.rgb[image] = self.model.mask_rgb(load_image(Path(self.cfg.world) / image))
         ref = self.model.cfg.referent
         peaks = self.centres(image) if ref.peak_features else None
-        mentions = colour_mentions(expr["words"]) if ref.colour_words else None
+        colours = (expression_colours(expr["words"], ref.relation_words) if ref.colour_words
+                   else None)
         feats = candidate_features(props.masks, props.scores, self.embeddings(image)[0],
-                                   torch.sigmoid(span), self.rgb[image], peaks, mentions)
+                                   torch.sigmoid(span), self.rgb[image], peaks, colours)
         ious = mask_iou_matrix(props.masks, gold[None])[:, 0] if len(props) else None
         label = int(ious.argmax()) if ious is not None and ious.max() >= 0.5 else -1
         span_iou = float(mask_iou_matrix((span > 0)[None], gold[None])[0, 0])
@@ -414,34 +418,11 @@ class ReferentTrainer:
         return [self.candidates(e) for e in progress_bar(exprs, desc=f"{split} candidates")]
 
     def train_selector(self, data: list[dict]) -> list[float]:
-        cfg, sel = self.cfg, self.model.referent
-        data = [d for d in data if d["label"] >= 0]
-        if not data:
-            log.warning("no referring expression has a matching proposal: the selector is "
-                        "left untrained (train the proposer longer)")
-            return []
-        for p in sel.parameters():
-            p.requires_grad_(True)
-        sel.train()
-        opt = torch.optim.AdamW(sel.parameters(), lr=cfg.selector_lr,
-                                weight_decay=cfg.selector_weight_decay)
-        steps = cfg.selector_epochs * max(1, len(data) // cfg.selector_batch)
-        losses = []
-        for step in progress_bar(range(steps), desc="selector"):
-            for g in opt.param_groups:
-                g["lr"] = cfg.selector_lr * 0.5 * (1 + np.cos(np.pi * step / steps))
-            pick = self.rng.choice(len(data), min(cfg.selector_batch, len(data)), replace=False)
-            batch = [data[i] for i in pick]
-            logits = sel(torch.stack([d["span"] for d in batch]), [d["feats"] for d in batch])
-            loss = F.cross_entropy(logits, torch.tensor([d["label"] for d in batch]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        sel.eval()
-        for p in sel.parameters():
-            p.requires_grad_(False)
-        return losses
+        """Trains the selector (each member of an ensemble) on the expressions with a
+        matching proposal (`train/selector.py`); returns the losses."""
+        cfg = self.cfg
+        return train_selector(self.model.referent, data, cfg.seed, self.rng, cfg.selector_epochs,
+                              cfg.selector_batch, cfg.selector_lr, cfg.selector_weight_decay)
 
     @torch.no_grad()
     def measure(self, data: list[dict]) -> dict[str, float]:
