@@ -11,10 +11,9 @@ import argparse
 import os
 
 import torch
+from referent_kinds import measuring_trainer
 
-from pixsearch.model.checkpoint import load_checkpoint
 from pixsearch.model.referent import SelectorEnsemble
-from pixsearch.train.referent import ReferentTrainConfig, ReferentTrainer
 
 
 @torch.no_grad()
@@ -25,10 +24,7 @@ def main() -> None:
     ap.add_argument("--cache", default=os.path.expandvars("$PIXSEARCH_HOME/cache/referent"))
     ap.add_argument("--n", type=int, default=300, help="val expressions")
     args = ap.parse_args()
-    cfg = ReferentTrainConfig(model=args.model, world=args.world, out="", warm_start=True,
-                              proposal_steps=0, choose_peaks=False, selector_epochs=0,
-                              val_samples=args.n, cache=args.cache)
-    trainer = ReferentTrainer(cfg, load_checkpoint(args.model))
+    trainer = measuring_trainer(args.model, args.world, args.cache, args.n)
     ens = trainer.model.referent
     if not isinstance(ens, SelectorEnsemble):
         raise SystemExit(f"{args.model}: its selector is a single one (referent.members = 1)")

@@ -39,12 +39,18 @@ def texts(trainer: ReferentTrainer, n: int) -> list[str]:
             for i in order[:n]]
 
 
-@torch.no_grad()
-def right_by_kind(model_dir: str, world: str, cache: str, n: int) -> dict[str, list[int]]:
+def measuring_trainer(model_dir: str, world: str, cache: str, n: int) -> ReferentTrainer:
+    """The referent recipe's trainer around `model_dir` with its own selector, set to train
+    nothing, over `n` val expressions whose frozen-model outputs come from `cache`."""
     cfg = ReferentTrainConfig(model=model_dir, world=world, out="", warm_start=True,
                               proposal_steps=0, choose_peaks=False, selector_epochs=0,
                               val_samples=n, cache=cache)
-    trainer = ReferentTrainer(cfg, load_checkpoint(model_dir))
+    return ReferentTrainer(cfg, load_checkpoint(model_dir))
+
+
+@torch.no_grad()
+def right_by_kind(model_dir: str, world: str, cache: str, n: int) -> dict[str, list[int]]:
+    trainer = measuring_trainer(model_dir, world, cache, n)
     out: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     for text, expr in zip(texts(trainer, n), trainer.expressions(trainer.val, n, "val")):
         d = trainer.candidates(expr)

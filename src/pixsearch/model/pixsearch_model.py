@@ -23,7 +23,7 @@ from torch import nn
 
 from pixsearch.model.backbone import Backbone
 from pixsearch.model.batch import Batch
-from pixsearch.model.colours import expression_colours
+from pixsearch.model.colours import ExpressionColours, expression_colours
 from pixsearch.model.config import ModelConfig
 from pixsearch.model.hires import MaskFeatureMap
 from pixsearch.model.mask_decoder import MaskDecoder
@@ -198,14 +198,18 @@ class PixSearchModel(nn.Module):
             "entity centres go to the selector exactly when it was built to count them"
         if not len(proposals):
             return span_logits, None
-        ref = self.cfg.referent
-        colours = expression_colours(span_text, ref.relation_words) if ref.colour_words else None
         feats = candidate_features(proposals.masks, proposals.scores, mask_emb[0],
                                    torch.sigmoid(span_logits[0, 0].float()), rgb, peaks,
-                                   colours)
+                                   self.span_colours(span_text))
         probs = self.referent(span_emb, [feats])[0].float().softmax(-1)
         k = int(probs.argmax())
         return proposals.logits[k][None, None].to(span_logits.dtype), float(probs[k])
+
+    def span_colours(self, span_text: str) -> ExpressionColours | None:
+        """The colours of a span's words as this model's selector reads them (split from a
+        related flag's with `referent.relation_words`); None when it reads no words."""
+        ref = self.cfg.referent
+        return expression_colours(span_text, ref.relation_words) if ref.colour_words else None
 
     def zoom_embeddings(self, window: Image.Image) -> torch.Tensor:
         """The refiner's image embeddings [1, C, g, g] of a zoomed window of a photograph."""

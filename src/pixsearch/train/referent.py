@@ -45,7 +45,6 @@ from pixsearch.masks import rle_to_mask
 from pixsearch.model.batch import IGNORE, Batch, mask_target
 from pixsearch.model.build import build_model
 from pixsearch.model.checkpoint import save_checkpoint
-from pixsearch.model.colours import expression_colours
 from pixsearch.model.config import ReferentConfig
 from pixsearch.model.pixsearch_model import PixSearchModel
 from pixsearch.model.proposals import Proposals, heatmap_peaks, mask_iou_matrix, span_components
@@ -400,12 +399,10 @@ class ReferentTrainer:
         props = self.proposals(image, span)
         if image not in self.rgb:
             self.rgb[image] = self.model.mask_rgb(load_image(Path(self.cfg.world) / image))
-        ref = self.model.cfg.referent
-        peaks = self.centres(image) if ref.peak_features else None
-        colours = (expression_colours(expr["words"], ref.relation_words) if ref.colour_words
-                   else None)
+        peaks = self.centres(image) if self.model.cfg.referent.peak_features else None
         feats = candidate_features(props.masks, props.scores, self.embeddings(image)[0],
-                                   torch.sigmoid(span), self.rgb[image], peaks, colours)
+                                   torch.sigmoid(span), self.rgb[image], peaks,
+                                   self.model.span_colours(expr["words"]))
         ious = mask_iou_matrix(props.masks, gold[None])[:, 0] if len(props) else None
         label = int(ious.argmax()) if ious is not None and ious.max() >= 0.5 else -1
         span_iou = float(mask_iou_matrix((span > 0)[None], gold[None])[0, 0])

@@ -34,10 +34,10 @@ def train_selector(selector: nn.Module, data: list[dict], seed: int, rng: np.ran
                     "left untrained (train the proposer longer)")
         return []
     members = selector.members if isinstance(selector, SelectorEnsemble) else [selector]
+    steps = epochs * max(1, len(data) // batch)
     losses: list[float] = []
     for i, member in enumerate(members):
         stream = rng if i == 0 else np.random.default_rng([seed, i])
-        steps = epochs * max(1, len(data) // batch)
         losses += fit(member, data, stream, steps, batch, lr, weight_decay,
                       f"selector {i + 1}/{len(members)}")
     return losses
