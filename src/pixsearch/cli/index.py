@@ -1,7 +1,7 @@
 """`pixsearch index`: build a knowledge index from files, update it, and try searches on it.
 
-    pixsearch index build --docs DOCS.jsonl [--images DIR] --out DIR [--overwrite] [--restart]
-        [--engine local|ray] [--chunk-size N] [key=value ...]
+    pixsearch index build --docs DOCS.jsonl [--images DIR] [--regions REGIONS.jsonl] --out DIR
+        [--overwrite] [--restart] [--engine local|ray] [--chunk-size N] [key=value ...]
     pixsearch index build --from wiki6m --docs Wiki6M_ver_1_0.jsonl[.gz] [--images WIKI_IMAGES]
         --out DIR [--limit N] [key=value ...]       (the paper's Wikipedia KB, streamed)
     pixsearch index add --index DIR [--docs DOCS.jsonl] [--images DIR]
@@ -38,6 +38,9 @@ def register(subparsers) -> None:
                    help="input format: the knowledge-base JSONL (default) or the Wikipedia "
                         "entity file of OVEN/InfoSeek (docs/benchmarks.md)")
     b.add_argument("--limit", type=int, help="--from wiki6m: the first N entities only")
+    b.add_argument("--regions", help="region examples JSONL (photographs with entity masks "
+                                     "labelled by KB image id) the learned image embedder "
+                                     "also trains on (pixsearch/retrieval/regions.py)")
     b.add_argument("--out", required=True, help="index folder to write")
     b.add_argument("--config", help="IndexConfig YAML")
     b.add_argument("--overwrite", action="store_true",
@@ -121,7 +124,8 @@ def run_build(args: argparse.Namespace) -> int:
     if args.source == "wiki6m":
         return _build_wiki6m(args, config)
     report = build_report(args.docs, args.images, args.out, config, overwrite=args.overwrite,
-                          build=_build_config(args), restart=args.restart)
+                          build=_build_config(args), restart=args.restart,
+                          regions=args.regions)
     _print_report("built", report)
     return 0
 

@@ -115,13 +115,14 @@ def random_views(src: torch.Tensor, out_hw: tuple[int, int], cfg: AugmentConfig,
         sigma = float(torch.rand(1, generator=g)) * cfg.blur_sigma
         out.append(_blur(views, sigma))
     x = torch.cat(out)
-    x = _photometric(x, cfg, g)
+    x = photometric(x, cfg, g)
     x = _occlude(x, cfg, g)
     jpeg = torch.nonzero(torch.rand(b, generator=g) < cfg.jpeg_p).flatten()
     return _jpeg(x.clamp(0, 1), jpeg, g)
 
 
-def _photometric(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+def photometric(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """`x` with random brightness, contrast, colour gain and noise (unclamped)."""
     b = x.shape[0]
     bright = 1 + cfg.brightness * (2 * torch.rand(b, 1, 1, 1, generator=g) - 1)
     contrast = 1 + cfg.contrast * (2 * torch.rand(b, 1, 1, 1, generator=g) - 1)

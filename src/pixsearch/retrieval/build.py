@@ -31,10 +31,13 @@ def build_index(docs_path: str | Path, images_dir: str | Path | None, out_dir: s
 
 def build_report(docs_path: str | Path, images_dir: str | Path | None, out_dir: str | Path,
                  config: IndexConfig | None = None, overwrite: bool = False,
-                 build: BuildConfig | None = None, restart: bool = False) -> BuildReport:
-    """`build_index` returning what the build did (counts, throughput, resumed chunks)."""
+                 build: BuildConfig | None = None, restart: bool = False,
+                 regions: str | Path | None = None) -> BuildReport:
+    """`build_index` returning what the build did (counts, throughput, resumed chunks);
+    `regions`: a region examples file for the learned image embedder (`regions.py`)."""
     return IndexBuilder(out_dir, config, build).build(docs_path, images_dir,
-                                                      overwrite=overwrite, restart=restart)
+                                                      overwrite=overwrite, restart=restart,
+                                                      regions=regions)
 
 
 def add_to_index(index_dir: str | Path, docs_path: str | Path | None = None,

@@ -36,7 +36,7 @@ from pixsearch.logs import get_logger, progress_bar
 from pixsearch.retrieval import layout
 from pixsearch.retrieval.assemble import Change, assemble
 from pixsearch.retrieval.chunks import EMBEDDER_DIR, ChunkEmbedder, input_digest, load_images
-from pixsearch.retrieval.config import BuildConfig, IndexConfig
+from pixsearch.retrieval.config import BuildConfig, IndexConfig, LearnedConfig
 from pixsearch.retrieval.docstore import DocStore, DuplicateIdError
 from pixsearch.retrieval.embedders import Embedder
 from pixsearch.retrieval.shards import Staging, chunk_digest
@@ -108,15 +108,19 @@ class IndexBuilder:
 
     def build(self, docs: Source | str | Path | Iterable, images: Any = None,
               image_root: str | Path | None = None, overwrite: bool = False,
-              restart: bool = False) -> BuildReport:
+              restart: bool = False, regions: str | Path | None = None) -> BuildReport:
         """Build a new index of `docs` (and `images`, paths relative to `image_root`; for an
         image folder, the folder) and publish it; resumes an interrupted build of the same
-        inputs. `overwrite`: publish over an existing index (kept until then)."""
+        inputs. `overwrite`: publish over an existing index (kept until then). `regions`: a
+        region examples file (`regions.py`) the learned image embedder also trains on."""
         docs_src, img_src = as_source(docs, "documents"), as_source(images, "images")
         root = _image_root(img_src, image_root)
+        if regions is not None and not Path(regions).is_file():
+            raise FileNotFoundError(f"region examples file {regions} does not exist")
         started = time.perf_counter()
         with layout.writer_lock(self.out):
-            key = self._key("build", self.config, docs_src, img_src, root)
+            key = self._key("build", self.config, docs_src, img_src, root,
+                            _file_digest(regions) if regions is not None else None)
             pending = Staging.existing(self.out)
             resuming = pending is not None and pending.plan["key"] == key and not restart
             if layout.is_index(self.out) and not (overwrite or resuming):
@@ -130,7 +134,7 @@ class IndexBuilder:
                 with self._engine():
                     self._embed("text", staging, docs_src, None, embedder, report)
                     if img_src is not None:
-                        self._learned_embedder(staging, img_src, root, embedder)
+                        self._learned_embedder(staging, img_src, root, embedder, regions)
                         self._embed("image", staging, img_src, root, embedder, report)
                 self._assemble(staging, self.config, Change(), embedder,
                                img_src is not None, report, started)
@@ -294,9 +298,10 @@ class IndexBuilder:
                  report.rate(modality), report.resumed[modality])
 
     def _learned_embedder(self, staging: Staging, images: Source, root: Path,
-                          embedder: ChunkEmbedder) -> None:
+                          embedder: ChunkEmbedder, regions: str | Path | None = None) -> None:
         """Train (once; the result is checkpointed) the learned image embedder on the first
-        `learned.max_train_images` images, and point `embedder` at it."""
+        `learned.max_train_images` images (and the crops of `regions`, a region examples
+        file), and point `embedder` at it."""
         if self.config.image_embedder != "learned" or self._image is not None:
             return
         folder = staging.root / EMBEDDER_DIR
@@ -311,7 +316,8 @@ class IndexBuilder:
                     break
             pics = load_images(train, root, self.config.max_image_side)
             emb = LearnedImageEmbedder.create(self.config.learned)
-            emb.train(pics, progress=self.settings.progress)
+            emb.train(pics, progress=self.settings.progress,
+                      regions=_region_crops(regions, train, self.config.learned))
             tmp = staging.root / f".{EMBEDDER_DIR}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             emb.save(tmp)
@@ -360,6 +366,26 @@ class IndexBuilder:
             from pixsearch.retrieval import milvus_backend
 
             milvus_backend.drop(manifest, self.out)
+
+
+def _region_crops(path: str | Path | None, train: Sequence[KBImage], cfg: LearnedConfig
+                  ) -> tuple[Any, Any] | None:
+    """The query crops of a region examples file (`regions.region_views`) for an embedder
+    trained on `train`, or None without a file."""
+    if path is None:
+        return None
+    from pixsearch.retrieval.regions import read_region_examples, region_views
+
+    examples = read_region_examples(path)
+    rows = {im.id: row for row, im in enumerate(train)}
+    crops = region_views(examples, Path(path).parent, rows,
+                         (cfg.input_width, cfg.input_height), cfg.region_views, cfg.seed)
+    log.info("%d region crops from %d photographs of %s", len(crops[1]), len(examples), path)
+    return crops
+
+
+def _file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def prototype_rows(folder: Path) -> dict[str, int]:

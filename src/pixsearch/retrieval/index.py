@@ -69,13 +69,16 @@ class KnowledgeIndex:
     @classmethod
     def build(cls, docs: list[Document], images: list[KBImage], image_root: Path,
               out_dir: Path, config: IndexConfig | None = None, overwrite: bool = False,
-              build: BuildConfig | None = None) -> KnowledgeIndex:
+              build: BuildConfig | None = None, regions: str | Path | None = None
+              ) -> KnowledgeIndex:
         """Embed and store `docs` and `images` (paths relative to `image_root`) in `out_dir`
-        (`IndexBuilder.build`: resumable, published atomically), and open it."""
+        (`IndexBuilder.build`: resumable, published atomically), and open it. `regions`: a
+        region examples file the learned image embedder also trains on
+        (`pixsearch/retrieval/regions.py`)."""
         from pixsearch.retrieval.builder import IndexBuilder
 
         IndexBuilder(out_dir, config, build).build(docs, images or None, image_root,
-                                                   overwrite=overwrite)
+                                                   overwrite=overwrite, regions=regions)
         return cls.open(out_dir)
 
     @classmethod

@@ -4,8 +4,10 @@ Off-the-shelf DINOv2-S features do not tell small, warped, blurred flags apart
 (`benchmarks/image_embedder_bench.py`, README "Benchmarks": 0.23 recall@1 on tight crops). The
 knowledge base is known when the index is built, so a small CNN is trained there on augmented
 views of the KB images (`augment.random_views`: crops that look like region queries) with a
-prototype loss: a cosine classifier with one prototype per KB image. Index vectors blend each
-image's clean embedding with its learned prototype. The weights (safetensors) and config (JSON)
+prototype loss: a cosine classifier with one prototype per KB image. Given region examples
+(`regions.py`: photographs with entity masks labelled by KB image), a share of every batch are
+crops of them by perturbed masks, the kind of query a model's own mask makes. Index vectors
+blend each image's clean embedding with its learned prototype. The weights (safetensors) and config (JSON)
 live in the index folder and reload with it.
 """
 
@@ -25,7 +27,7 @@ from torch import nn
 
 from pixsearch.config import from_dict
 from pixsearch.logs import progress_bar
-from pixsearch.retrieval.augment import random_views, to_tensor
+from pixsearch.retrieval.augment import photometric, random_views, to_tensor
 from pixsearch.retrieval.config import LearnedConfig
 
 WEIGHTS_FILE = "image_embedder.safetensors"
@@ -104,20 +106,42 @@ class LearnedImageEmbedder:
         emb[has] = emb[has] + protos[idx[has]]
         return F.normalize(emb, dim=-1).numpy()
 
-    def train(self, images: Sequence[Image.Image], progress: bool = True) -> dict[str, float]:
-        """Fit the network (and one prototype per image) on augmented views of `images`."""
+    def train(self, images: Sequence[Image.Image], progress: bool = True,
+              regions: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+        """Fit the network (and one prototype per image) on augmented views of `images`, and
+        on `regions` when given: query crops [N, 3, H, W] at the input size and the prototype
+        row of each (`regions.region_views`), `config.region_share` of every batch."""
         cfg = self.config
         if len(images) < 2:
             raise ValueError("training the image embedder needs at least 2 KB images")
+        if regions is not None:
+            assert regions[0].shape[1:] == (3, cfg.input_height, cfg.input_width), regions[0].shape
+            assert int(regions[1].max()) < len(images), "a region's row is past the KB images"
         old_threads = torch.get_num_threads()
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         try:
-            return self._fit(images, progress)
+            return self._fit(images, progress, regions)
         finally:
             torch.set_num_threads(old_threads)
 
-    def _fit(self, images: Sequence[Image.Image], progress: bool) -> dict[str, float]:
+    def _batch(self, src: torch.Tensor, regions: tuple[torch.Tensor, torch.Tensor] | None,
+               g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step's views and their prototype rows: KB views, then region crops."""
+        cfg = self.config
+        n_regions = round(cfg.region_share * cfg.batch_size) if regions is not None else 0
+        idx = torch.randint(0, len(src), (cfg.batch_size - n_regions,), generator=g)
+        views = random_views(src[idx], (cfg.input_height, cfg.input_width), cfg.augment, g)
+        if not n_regions:
+            return views, idx
+        pick = torch.randint(0, len(regions[0]), (n_regions,), generator=g)
+        crops = regions[0][pick]
+        if cfg.region_photometric:
+            crops = photometric(crops, cfg.augment, g).clamp(0, 1)
+        return torch.cat([views, crops]), torch.cat([idx, regions[1][pick]])
+
+    def _fit(self, images: Sequence[Image.Image], progress: bool,
+             regions: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, float]:
         cfg = self.config
         g = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -132,21 +156,21 @@ class LearnedImageEmbedder:
         t0, losses, accs = time.perf_counter(), [], []
         bar = progress_bar(range(cfg.steps), desc="train image embedder", disable=not progress)
         for _ in bar:
-            idx = torch.randint(0, n, (cfg.batch_size,), generator=g)
-            views = random_views(src[idx], (cfg.input_height, cfg.input_width), cfg.augment, g)
+            views, rows = self._batch(src, regions, g)
             logits = cfg.scale * self.net(views) @ F.normalize(protos, dim=-1).T
-            loss = F.cross_entropy(logits, idx)
+            loss = F.cross_entropy(logits, rows)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             losses.append(loss.item())
-            accs.append((logits.argmax(-1) == idx).float().mean().item())
+            accs.append((logits.argmax(-1) == rows).float().mean().item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accs[-20:]):.2f}")
         self.net.eval()
         self.prototypes = protos.detach().clone()
         return {"loss": float(np.mean(losses[-20:])), "train_acc": float(np.mean(accs[-20:])),
-                "seconds": time.perf_counter() - t0, "steps": cfg.steps, "n_images": n}
+                "seconds": time.perf_counter() - t0, "steps": cfg.steps, "n_images": n,
+                "n_region_crops": 0 if regions is None else len(regions[0])}
 
     def save(self, directory: str | Path) -> None:
         """Write weights + prototypes (safetensors) and config (JSON) into `directory`."""

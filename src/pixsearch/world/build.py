@@ -3,6 +3,7 @@
 `build_world(out, config)` writes
 
     out/kb/docs.jsonl, out/kb/images/{images.jsonl, *.png}   the knowledge base
+    out/kb/regions.jsonl                                     train scenes' entity masks
     out/index/                                               built by KnowledgeIndex.build
     out/images/*.jpg                                         the scenes
     out/{train,val,test,test_unseen}.jsonl                   the records
@@ -30,6 +31,7 @@ from pixsearch.logs import progress_bar
 from pixsearch.masks import mask_to_rle
 from pixsearch.provenance import write_provenance
 from pixsearch.retrieval.index import IndexConfig, KnowledgeIndex
+from pixsearch.retrieval.regions import Region, RegionExample, write_region_examples
 from pixsearch.types import Document, KBImage
 from pixsearch.world.card import write_card, write_contact_sheet
 from pixsearch.world.config import WorldConfig
@@ -162,6 +164,11 @@ def _record(qa: QA, rid: str, image: str, split: str, scene: Scene, view: SceneV
                   numeric_tolerance=qa.numeric_tolerance)
 
 
+def scene_file(split: str, s: int) -> str:
+    """The path of scene `s` of `split`, relative to the world folder."""
+    return f"images/{split}_{s:05d}.jpg"
+
+
 def build_split(split: str, out: Path, pools: Pools, countries: dict[str, Country],
                 cfg: WorldConfig, writer: TrajectoryWriter, progress: bool = True
                 ) -> tuple[list[Record], list[Scene]]:
@@ -171,7 +178,7 @@ def build_split(split: str, out: Path, pools: Pools, countries: dict[str, Countr
     kb = set(pools.kb)
     for s in progress_bar(range(n), desc=f"world {split}", disable=not progress):
         scene, rng = compose_scene(split, s, pools, countries, cfg)
-        image = f"images/{split}_{s:05d}.jpg"
+        image = scene_file(split, s)
         scene.image.save(out / image, quality=cfg.scene.jpeg_quality)
         # Searches run on the saved JPEG, so anyone can rerun them from the files alone.
         scene.image = Image.open(out / image).convert("RGB")
@@ -186,9 +193,31 @@ def build_split(split: str, out: Path, pools: Pools, countries: dict[str, Countr
     return records, samples
 
 
-def build_index(out: Path, docs: list[Document], images: list[KBImage], cfg: WorldConfig
-                ) -> KnowledgeIndex:
-    """Build `out/index` from the KB with the retrieval package (same as `pixsearch index build`)."""
+def write_regions(out: Path, images: list[KBImage], pools: Pools,
+                  countries: dict[str, Country], cfg: WorldConfig, progress: bool = True
+                  ) -> Path:
+    """Compose and save the train scenes, and write their entity masks, labelled with the KB
+    image each shows, as `out/kb/regions.jsonl` (`WorldConfig.index_regions`)."""
+    kb_ids = {im.id for im in images}
+    examples = []
+    for s in progress_bar(range(cfg.scenes.train), desc="world train regions",
+                          disable=not progress):
+        scene, _ = compose_scene("train", s, pools, countries, cfg)
+        image = scene_file("train", s)
+        scene.image.save(out / image, quality=cfg.scene.jpeg_quality)  # as build_split does
+        ids = [f"{e.code}_{e.kind}" for e in scene.entities]
+        examples.append(RegionExample(f"../{image}", [
+            Region(mask_to_rle(e.mask), i if i in kb_ids else None)
+            for e, i in zip(scene.entities, ids)]))
+    path = out / "kb" / "regions.jsonl"
+    write_region_examples(path, examples)
+    return path
+
+
+def build_index(out: Path, docs: list[Document], images: list[KBImage], cfg: WorldConfig,
+                regions: Path | None = None) -> KnowledgeIndex:
+    """Build `out/index` from the KB (and the region examples `regions`) with the retrieval
+    package (same as `pixsearch index build`)."""
     config = cfg.index_config
     stamp = out / "kb" / "index.sha256"
     digest = _kb_digest(out / "kb", config)
@@ -196,7 +225,8 @@ def build_index(out: Path, docs: list[Document], images: list[KBImage], cfg: Wor
             and (out / "index" / "index.yaml").is_file()):
         return KnowledgeIndex.open(out / "index")
     index = KnowledgeIndex.build(docs, images, image_root=out / "kb" / "images",
-                                 out_dir=out / "index", config=config, overwrite=True)
+                                 out_dir=out / "index", config=config, overwrite=True,
+                                 regions=regions)
     stamp.write_text(digest)
     return index
 
@@ -219,7 +249,10 @@ def build_world(out: Path, cfg: WorldConfig, progress: bool = True) -> dict[str,
     countries = {c.code: c for c in chosen}
     pools = make_pools(chosen, cfg)
     docs, images = write_kb([countries[c] for c in pools.kb], out / "kb", cfg.kb_image_size)
-    index = build_index(out, docs, images, cfg)
+    regions = None
+    if cfg.index_regions and cfg.index_config.image_embedder == "learned":
+        regions = write_regions(out, images, pools, countries, cfg, progress)
+    index = build_index(out, docs, images, cfg, regions)
     writer = TrajectoryWriter(index, cfg.evidence)
     by_split, samples = {}, []
     for split in SPLITS:

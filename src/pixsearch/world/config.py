@@ -84,6 +84,11 @@ class WorldConfig:
             override fields with e.g. `index_config.image_embedder=thumbnail-16x12`).
         reuse_index: keep an existing `DIR/index` when it was built from the very same KB
             files and index config (skips embedder training when only scenes change).
+        index_regions: the index's learned image embedder also trains on the train scenes'
+            entities, cropped by perturbed masks (`kb/regions.jsonl`,
+            `pixsearch/retrieval/regions.py`): region queries are crops of photographs by a
+            model's imperfect masks, not clean flags. Only train scenes: val and test
+            photographs, and test_unseen's entities, stay unseen by the index.
         paraphrase: word every question, fact answer and referring expression with a member
             of its paraphrase family (`wording.py`), drawn from an RNG stream of its own, so
             the scenes, targets and gold answers are those of `paraphrase=false` (the
@@ -101,6 +106,7 @@ class WorldConfig:
     kb_image_size: int = 160
     index_config: IndexConfig = field(default_factory=IndexConfig)
     reuse_index: bool = False
+    index_regions: bool = True
     paraphrase: bool = True
     scene: SceneConfig = field(default_factory=SceneConfig)
 
