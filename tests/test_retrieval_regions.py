@@ -167,7 +167,7 @@ def test_world_writes_train_regions(tmp_path):
     from pixsearch.world.config import WorldConfig
 
     small = WorldConfig.preset("small")
-    cfg = small.replace(index_config=small.index_config.__class__(
+    cfg = small.replace(index_regions=True, index_config=small.index_config.__class__(
         image_embedder="learned", learned=SMALL))
     build_world(tmp_path, cfg, progress=False)
     examples = read_region_examples(tmp_path / "kb" / "regions.jsonl")
