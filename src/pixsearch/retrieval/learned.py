@@ -7,8 +7,8 @@ views of the KB images (`augment.random_views`: crops that look like region quer
 prototype loss: a cosine classifier with one prototype per KB image. Given region examples
 (`regions.py`: photographs with entity masks labelled by KB image), a share of every batch are
 crops of them by perturbed masks, the kind of query a model's own mask makes. Index vectors
-blend each image's clean embedding with its learned prototype. The weights (safetensors) and config (JSON)
-live in the index folder and reload with it.
+blend each image's clean embedding with its learned prototype. The weights (safetensors) and
+config (JSON) live in the index folder and reload with it.
 """
 
 from __future__ import annotations
