@@ -119,8 +119,9 @@ class IndexBuilder:
             raise FileNotFoundError(f"region examples file {regions} does not exist")
         started = time.perf_counter()
         with layout.writer_lock(self.out):
-            key = self._key("build", self.config, docs_src, img_src, root,
-                            _file_digest(regions) if regions is not None else None)
+            # a build without region examples keeps the key it had before they existed
+            extra = () if regions is None else (_file_digest(regions),)
+            key = self._key("build", self.config, docs_src, img_src, root, *extra)
             pending = Staging.existing(self.out)
             resuming = pending is not None and pending.plan["key"] == key and not restart
             if layout.is_index(self.out) and not (overwrite or resuming):
