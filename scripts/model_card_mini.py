@@ -88,7 +88,9 @@ CARDS = {
         "pixsearch train --recipe refiner --config configs/train/gemma_zoom.yaml, then its "
         "selector retrained fresh with the expression's colour words matched against each "
         "candidate's colours: pixsearch train --recipe referent --config "
-        "configs/train/gemma_colour_words.yaml"),
+        "configs/train/gemma_colour_words.yaml; it searches the world's index, whose image "
+        "embedder is three networks also trained on the train scenes' region examples "
+        "(pixsearch world build --scale full: learned.members=3, index_regions=true)"),
         data=DATA + ". The first run (`configs/train/gemma.yaml`, 53.9 min) and the referent "
         "selection (below; measured on the span embeddings before the last stage) used it as "
         "is; the last stage (the table) used the same scenes and questions with gold "

@@ -46,6 +46,46 @@ def test_trains_and_round_trips(flags, tmp_path):
     assert np.array_equal(again.kb_vectors(flags), kb)
 
 
+def test_members_average_their_cosines_and_round_trip(flags, tmp_path):
+    torch.set_num_threads(1)
+    cfg = LearnedConfig(steps=20, batch_size=16, channels=8, dim=16, seed=1, members=2)
+    emb = LearnedImageEmbedder.create(cfg)
+    stats = emb.train(flags, progress=False)
+    assert stats["members"] == 2 and np.isfinite(stats["loss"])
+    kb, q = emb.kb_vectors(flags), emb.embed_images(flags[:3])
+    assert kb.shape == (len(flags), 32) and emb.dim == 32
+    assert np.allclose(np.linalg.norm(kb, axis=1), 1, atol=1e-5)
+    # each member alone is the one-network embedder of its seed; the ensemble's similarity
+    # is their mean cosine
+    alone = []
+    for i, net in enumerate(emb.nets):
+        one = LearnedImageEmbedder(LearnedConfig(**{**cfg.__dict__, "members": 1,
+                                                    "seed": cfg.seed + i}),
+                                   [net], [emb.prototypes[i]])
+        alone.append(one.embed_images(flags[:3]) @ one.kb_vectors(flags).T)
+    assert np.allclose(q @ kb.T, np.mean(alone, axis=0), atol=1e-5)
+    # member 0 trained exactly as a one-network embedder of the same seed
+    single = LearnedImageEmbedder.create(LearnedConfig(**{**cfg.__dict__, "members": 1}))
+    single.train(flags, progress=False)
+    assert torch.equal(single.prototypes[0], emb.prototypes[0])
+    emb.save(tmp_path)
+    again = LearnedImageEmbedder.load(tmp_path)
+    assert again.config == cfg and np.array_equal(again.kb_vectors(flags), kb)
+    with pytest.raises(ValueError, match="members"):
+        LearnedConfig(members=0)
+
+
+def test_one_member_keeps_the_file_layout(flags, tmp_path):
+    from safetensors.torch import load_file
+
+    emb = LearnedImageEmbedder.create(LearnedConfig(steps=2, batch_size=8, channels=8, dim=16))
+    emb.train(flags, progress=False)
+    emb.save(tmp_path)
+    names = set(load_file(str(tmp_path / "image_embedder.safetensors")))
+    assert "prototypes" in names and all(n == "prototypes" or n.startswith("net.")
+                                         for n in names)
+
+
 def test_load_missing_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="image_embedder"):
         LearnedImageEmbedder.load(tmp_path)

@@ -139,6 +139,7 @@ def test_config_refuses_bad_region_settings():
 
 
 def test_index_cli_builds_with_regions(examples_file, tmp_path):
+    """An index whose embedder has two members, trained with region examples."""
     from test_retrieval_index import write_kb
 
     from pixsearch.cli import index as cli_index
@@ -151,11 +152,14 @@ def test_index_cli_builds_with_regions(examples_file, tmp_path):
     args = parser.parse_args(["index", "build", "--docs", str(docs), "--images", str(images),
                               "--regions", str(examples_file), "--out", str(out),
                               "learned.steps=30", "learned.batch_size=32",
-                              "learned.channels=8", "learned.dim=32", "learned.num_threads=1"])
+                              "learned.channels=8", "learned.dim=32", "learned.num_threads=1",
+                              "learned.members=2"])
     assert args.func(args) == 0
     index = KnowledgeIndex.open(out)
+    assert index.image_embedder.dim == 64  # lazy: the dim the build recorded, both members
     img, masks = scene(("SE", "FR"), 2)
-    assert index.search((img, masks[0]), 3)  # a region query of a trained photograph
+    hits = index.search((img, masks[0]), 3)  # a region query of a trained photograph
+    assert hits and index.image_embedder.dim == 64
     missing = parser.parse_args(["index", "build", "--docs", str(docs), "--regions",
                                  str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "x")])
     with pytest.raises(FileNotFoundError, match="region examples"):

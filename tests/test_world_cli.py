@@ -27,17 +27,21 @@ def test_world_build_rejects_unknown_fields():
 
 
 def test_index_config_is_typed():
-    """`index_config` is the retrieval `IndexConfig`: the small preset sets its embedder,
-    fields are type-checked, and loading it needs neither torch nor faiss."""
+    """`index_config` is the retrieval `IndexConfig`: the small preset sets its embedder, the
+    full one averages three learned networks trained on region examples too, fields are
+    type-checked, and loading it needs neither torch nor faiss."""
     import subprocess
     import sys
 
+    from pixsearch.retrieval.config import LearnedConfig
     from pixsearch.retrieval.index import IndexConfig
     from pixsearch.world.config import WorldConfig
 
     small = WorldConfig.preset("small").index_config
     assert isinstance(small, IndexConfig) and small.image_embedder == "thumbnail-16x12"
-    assert WorldConfig.preset("full").index_config == IndexConfig()
+    full = WorldConfig.preset("full")
+    assert full.index_config == IndexConfig(learned=LearnedConfig(members=3))
+    assert full.index_regions
     args = build_parser().parse_args(["world", "build", "index_config.learned.steps=oops"])
     with pytest.raises(ValueError, match="index_config.learned.steps: expected int"):
         world_config(args)

@@ -96,10 +96,11 @@ class ChunkEmbedder:
     @property
     def image(self) -> Embedder:
         if self._image is None:
-            learned = self.config.image_embedder == "learned"
+            learned = self.config.learned
             self._image = make_image_embedder(
                 self.config.image_embedder, self.embedder_dir, self.config.num_threads,
-                lazy=True, dim=self.config.learned.dim if learned else None)
+                lazy=True, dim=learned.dim * learned.members
+                if self.config.image_embedder == "learned" else None)
         return self._image
 
     def documents(self, docs: Sequence[Document]

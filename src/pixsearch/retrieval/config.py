@@ -93,6 +93,12 @@ class LearnedConfig:
             a perturbed one), once before training.
         region_photometric: jitter the region crops' brightness, contrast and colour as the
             KB views' are (`augment`), each time they are drawn.
+        members: networks trained independently (seeds `seed`, `seed + 1`, …; training time
+            grows linearly). Their normalised embeddings are concatenated, each scaled by
+            1/√members, so a query's cosine with an index vector is the members' mean cosine.
+            One network's seed moves first-hit accuracy on the model's own region masks by a
+            few points (0.766–0.781 on test over three seeds); the mean of several does not
+            depend on one draw.
     """
 
     input_width: int = 64
@@ -111,8 +117,11 @@ class LearnedConfig:
     region_share: float = 0.4
     region_views: int = 4
     region_photometric: bool = True
+    members: int = 1
 
     def __post_init__(self) -> None:
+        if self.members < 1:
+            raise ValueError(f"learned.members must be ≥ 1, got {self.members}")
         if not 0 <= self.region_share < 1:
             raise ValueError(f"learned.region_share must be in [0, 1), got {self.region_share}")
         if self.region_views < 1:

@@ -2,13 +2,14 @@
 
 Off-the-shelf DINOv2-S features do not tell small, warped, blurred flags apart
 (`benchmarks/image_embedder_bench.py`, README "Benchmarks": 0.23 recall@1 on tight crops). The
-knowledge base is known when the index is built, so a small CNN is trained there on augmented
+knowledge base is known when the index is built, so small CNNs are trained there on augmented
 views of the KB images (`augment.random_views`: crops that look like region queries) with a
 prototype loss: a cosine classifier with one prototype per KB image. Given region examples
 (`regions.py`: photographs with entity masks labelled by KB image), a share of every batch are
 crops of them by perturbed masks, the kind of query a model's own mask makes. Index vectors
-blend each image's clean embedding with its learned prototype. The weights (safetensors) and
-config (JSON) live in the index folder and reload with it.
+blend each image's clean embedding with its learned prototype. Several independently seeded
+networks (`LearnedConfig.members`) make one embedding by concatenation. The weights
+(safetensors) and config (JSON) live in the index folder and reload with it.
 """
 
 from __future__ import annotations
@@ -57,29 +58,44 @@ class CropNet(nn.Module):
 
 
 class LearnedImageEmbedder:
-    """An `Embedder` for images: a `CropNet` trained on one knowledge base."""
+    """An `Embedder` for images: `config.members` `CropNet`s trained on one knowledge base.
+
+    With several members, a vector is the concatenation of the members' normalised vectors,
+    each scaled by 1/√members: dot products are the members' mean cosine."""
 
     name = "learned"
 
-    def __init__(self, config: LearnedConfig, net: CropNet,
-                 prototypes: torch.Tensor | None = None) -> None:
+    def __init__(self, config: LearnedConfig, nets: Sequence[CropNet],
+                 prototypes: Sequence[torch.Tensor] | None = None) -> None:
+        assert len(nets) == config.members, (len(nets), config.members)
+        assert prototypes is None or len(prototypes) == len(nets)
         self.config = config
-        self.net = net.eval()
-        self.prototypes = prototypes  # [n_kb_images, dim], one per training image
-        self.dim = config.dim
+        self.nets = [net.eval() for net in nets]
+        # per member: [n_kb_images, dim], one row per training image
+        self.prototypes = list(prototypes) if prototypes is not None else None
+        self.dim = config.dim * config.members
 
     @classmethod
     def create(cls, config: LearnedConfig) -> LearnedImageEmbedder:
-        torch.manual_seed(config.seed)
-        net = CropNet(config.channels, config.dim, (config.input_height, config.input_width))
-        return cls(config, net)
+        nets = []
+        for i in range(config.members):
+            torch.manual_seed(config.seed + i)
+            nets.append(CropNet(config.channels, config.dim,
+                                (config.input_height, config.input_width)))
+        return cls(config, nets)
+
+    def _join(self, parts: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Members' normalised vectors → one vector whose dot products are mean cosines."""
+        return torch.cat(list(parts), dim=-1) / len(parts) ** 0.5
 
     @torch.no_grad()
     def embed_images(self, images: Sequence[Image.Image], batch_size: int = 256) -> np.ndarray:
         """Crops or KB images → float32 [N, dim], L2-normalised."""
         size = (self.config.input_width, self.config.input_height)
-        out = [self.net(to_tensor(list(images[i : i + batch_size]), size))
-               for i in range(0, len(images), batch_size)]
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = to_tensor(list(images[i : i + batch_size]), size)
+            out.append(self._join([net(x) for net in self.nets]))
         return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -87,28 +103,29 @@ class LearnedImageEmbedder:
 
     def kb_vectors(self, images: Sequence[Image.Image],
                    rows: Sequence[int] | None = None) -> np.ndarray:
-        """Index vectors of KB images: clean embedding + prototype, normalised.
+        """Index vectors of KB images: per member, clean embedding + prototype, normalised.
 
         `rows[i]` is the prototype row of image i (its position among the training images;
         -1: an image trained without, embedded alone). Without `rows`, `images` are the
         training images in training order."""
-        emb = torch.from_numpy(self.embed_images(images))
+        emb = torch.from_numpy(self.embed_images(images)) * self.config.members ** 0.5
+        parts = list(emb.split(self.config.dim, dim=-1))  # each member's unit vectors again
         if self.prototypes is None:
-            return F.normalize(emb, dim=-1).numpy()
+            return self._join(parts).numpy()
         if rows is None:
-            if len(self.prototypes) != len(emb):
-                raise ValueError(f"{len(emb)} images for {len(self.prototypes)} prototypes: "
+            if len(self.prototypes[0]) != len(emb):
+                raise ValueError(f"{len(emb)} images for {len(self.prototypes[0])} prototypes: "
                                  "pass the prototype row of each image")
             rows = range(len(emb))
         idx = torch.as_tensor(list(rows), dtype=torch.long)
         has = idx >= 0
-        protos = F.normalize(self.prototypes, dim=-1)
-        emb[has] = emb[has] + protos[idx[has]]
-        return F.normalize(emb, dim=-1).numpy()
+        for part, protos in zip(parts, self.prototypes):
+            part[has] = part[has] + F.normalize(protos, dim=-1)[idx[has]]
+        return self._join([F.normalize(part, dim=-1) for part in parts]).numpy()
 
     def train(self, images: Sequence[Image.Image], progress: bool = True,
               regions: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
-        """Fit the network (and one prototype per image) on augmented views of `images`, and
+        """Fit each member (and one prototype per image) on augmented views of `images`, and
         on `regions` when given: query crops [N, 3, H, W] at the input size and the prototype
         row of each (`regions.region_views`), `config.region_share` of every batch."""
         cfg = self.config
@@ -121,9 +138,17 @@ class LearnedImageEmbedder:
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         try:
-            return self._fit(images, progress, regions)
+            src = to_tensor(list(images), (cfg.source_width, round(cfg.source_width * 3 / 4)))
+            fits = [self._fit(i, src, progress, regions) for i in range(cfg.members)]
         finally:
             torch.set_num_threads(old_threads)
+        self.prototypes = [protos for protos, _ in fits]
+        stats = [s for _, s in fits]
+        return {"loss": float(np.mean([s["loss"] for s in stats])),
+                "train_acc": float(np.mean([s["train_acc"] for s in stats])),
+                "seconds": float(sum(s["seconds"] for s in stats)), "steps": cfg.steps,
+                "members": cfg.members, "n_images": len(src),
+                "n_region_crops": 0 if regions is None else len(regions[0])}
 
     def _batch(self, src: torch.Tensor, regions: tuple[torch.Tensor, torch.Tensor] | None,
                g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,24 +165,26 @@ class LearnedImageEmbedder:
             crops = photometric(crops, cfg.augment, g).clamp(0, 1)
         return torch.cat([views, crops]), torch.cat([idx, regions[1][pick]])
 
-    def _fit(self, images: Sequence[Image.Image], progress: bool,
-             regions: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, float]:
-        cfg = self.config
-        g = torch.Generator().manual_seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        src = to_tensor(list(images), (cfg.source_width, round(cfg.source_width * 3 / 4)))
-        n = len(src)
-        protos = nn.Parameter(F.normalize(torch.randn(n, cfg.dim, generator=g), dim=-1))
-        params = list(self.net.parameters()) + [protos]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    def _fit(self, member: int, src: torch.Tensor, progress: bool,
+             regions: tuple[torch.Tensor, torch.Tensor] | None
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Train one member (seed `config.seed + member`); returns its prototypes and stats."""
+        cfg, net = self.config, self.nets[member]
+        g = torch.Generator().manual_seed(cfg.seed + member)
+        torch.manual_seed(cfg.seed + member)
+        protos = nn.Parameter(F.normalize(torch.randn(len(src), cfg.dim, generator=g), dim=-1))
+        opt = torch.optim.AdamW(list(net.parameters()) + [protos], lr=cfg.lr,
+                                weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps,
                                                     pct_start=0.1)
-        self.net.train()
+        net.train()
         t0, losses, accs = time.perf_counter(), [], []
-        bar = progress_bar(range(cfg.steps), desc="train image embedder", disable=not progress)
+        desc = "train image embedder" + (f" {member + 1}/{cfg.members}" if cfg.members > 1
+                                         else "")
+        bar = progress_bar(range(cfg.steps), desc=desc, disable=not progress)
         for _ in bar:
             views, rows = self._batch(src, regions, g)
-            logits = cfg.scale * self.net(views) @ F.normalize(protos, dim=-1).T
+            logits = cfg.scale * net(views) @ F.normalize(protos, dim=-1).T
             loss = F.cross_entropy(logits, rows)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -166,11 +193,15 @@ class LearnedImageEmbedder:
             losses.append(loss.item())
             accs.append((logits.argmax(-1) == rows).float().mean().item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accs[-20:]):.2f}")
-        self.net.eval()
-        self.prototypes = protos.detach().clone()
-        return {"loss": float(np.mean(losses[-20:])), "train_acc": float(np.mean(accs[-20:])),
-                "seconds": time.perf_counter() - t0, "steps": cfg.steps, "n_images": n,
-                "n_region_crops": 0 if regions is None else len(regions[0])}
+        net.eval()
+        return protos.detach().clone(), {"loss": float(np.mean(losses[-20:])),
+                                         "train_acc": float(np.mean(accs[-20:])),
+                                         "seconds": time.perf_counter() - t0}
+
+    def _prefixes(self) -> list[str]:
+        # one member keeps the file layout indexes were saved in before ensembles
+        return [""] if self.config.members == 1 else [f"member{i}." for i in
+                                                      range(self.config.members)]
 
     def save(self, directory: str | Path) -> None:
         """Write weights + prototypes (safetensors) and config (JSON) into `directory`."""
@@ -178,9 +209,11 @@ class LearnedImageEmbedder:
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        tensors = {f"net.{k}": v.contiguous() for k, v in self.net.state_dict().items()}
-        if self.prototypes is not None:
-            tensors["prototypes"] = self.prototypes.contiguous()
+        tensors = {}
+        for i, (pre, net) in enumerate(zip(self._prefixes(), self.nets)):
+            tensors |= {f"{pre}net.{k}": v.contiguous() for k, v in net.state_dict().items()}
+            if self.prototypes is not None:
+                tensors[f"{pre}prototypes"] = self.prototypes[i].contiguous()
         save_file(tensors, str(d / WEIGHTS_FILE))
         (d / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
 
@@ -194,6 +227,13 @@ class LearnedImageEmbedder:
             raise FileNotFoundError(f"no trained image embedder in {d} ({WEIGHTS_FILE} missing)")
         config = from_dict(LearnedConfig, json.loads((d / CONFIG_FILE).read_text()))
         tensors = load_file(str(d / WEIGHTS_FILE))
-        net = CropNet(config.channels, config.dim, (config.input_height, config.input_width))
-        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        return cls(config, net, tensors.get("prototypes"))
+        emb = cls.create(config)
+        protos = []
+        for pre, net in zip(emb._prefixes(), emb.nets):
+            net.load_state_dict({k[len(pre) + 4:]: v for k, v in tensors.items()
+                                 if k.startswith(f"{pre}net.")})
+            protos.append(tensors.get(f"{pre}prototypes"))
+        has = [p is not None for p in protos]
+        assert all(has) or not any(has), f"prototypes of only some members in {d}"
+        emb.prototypes = protos if all(has) else None
+        return emb

@@ -5,6 +5,7 @@ searches a run's own first region masks and the gold masks in it (as `region_ret
 Its sampling differs from `pixsearch/retrieval/regions.py` in small ways (flags only).
 
     SEED=1 python exp2.py photo 0.4 2000 VAL900_RUN TEST_RUN TEST_UNSEEN_RUN
+    SAVE=DIR SEED=1 python exp2.py ...   # also keeps the trained embedder, for ../index_members/ens.py
 """
 import sys, json, time, numpy as np, torch, torch.nn.functional as F
 sys.path.insert(0,str(__import__('pathlib').Path(__file__).resolve().parents[1]))
@@ -23,7 +24,7 @@ keys=json.load(open(IDX/'image.keys.json'))['keys']
 mode=sys.argv[1]; frac=float(sys.argv[2]) if len(sys.argv)>2 else 0.25; steps=int(sys.argv[3]) if len(sys.argv)>3 else 2000
 base=LearnedImageEmbedder.load(IDX)
 SEED=int(__import__("os").environ.get("SEED","0")); rng=np.random.default_rng(SEED)
-cfg=base.config; cfg.steps=steps; cfg.seed=SEED
+cfg=__import__('dataclasses').replace(base.config, steps=steps, seed=SEED, members=1)
 def perturb(m, others):
     x0=np.flatnonzero(m.any(0)); y0=np.flatnonzero(m.any(1)); s=min(x0[-1]-x0[0], y0[-1]-y0[0])+1
     u=rng.random()
@@ -71,20 +72,21 @@ else:
     g=torch.Generator().manual_seed(cfg.seed); torch.manual_seed(cfg.seed)
     src=to_tensor(kbimgs,(cfg.source_width, round(cfg.source_width*3/4))); n=len(src)
     protos=torch.nn.Parameter(F.normalize(torch.randn(n,cfg.dim,generator=g),dim=-1))
-    opt=torch.optim.AdamW(list(emb.net.parameters())+[protos],lr=cfg.lr,weight_decay=1e-4)
+    opt=torch.optim.AdamW(list(emb.nets[0].parameters())+[protos],lr=cfg.lr,weight_decay=1e-4)
     sch=torch.optim.lr_scheduler.OneCycleLR(opt,cfg.lr,total_steps=cfg.steps,pct_start=0.1)
-    emb.net.train(); t=time.time(); ns=int(frac*cfg.batch_size) if mode!='kb' else 0
+    emb.nets[0].train(); t=time.time(); ns=int(frac*cfg.batch_size) if mode!='kb' else 0
     for step in range(cfg.steps):
         idx=torch.randint(0,n,(cfg.batch_size-ns,),generator=g)
         v=random_views(src[idx],(cfg.input_height,cfg.input_width),cfg.augment,g)
         j=torch.randint(0,len(xb),(ns,),generator=g)
         sv=photometric(xb[j],cfg.augment,g).clamp(0,1) if mode=='photo' else xb[j]
         v=torch.cat([v,sv]); y=torch.cat([idx,rb[j]])
-        logits=cfg.scale*emb.net(v)@F.normalize(protos,dim=-1).T
+        logits=cfg.scale*emb.nets[0](v)@F.normalize(protos,dim=-1).T
         loss=F.cross_entropy(logits,y); opt.zero_grad(); loss.backward(); opt.step(); sch.step()
         if step%500==0: print(step,loss.item(),time.time()-t,flush=True)
-    emb.net.eval(); emb.prototypes=protos.detach().clone()
+    emb.nets[0].eval(); emb.prototypes=[protos.detach().clone()]
 kv=torch.from_numpy(emb.kb_vectors(kbimgs))
+if __import__('os').environ.get('SAVE'): emb.save(Path(__import__('os').environ['SAVE']))
 def evalrun(run):
     items=masks_of(Path(run)); imgs={}
     def top(key):
