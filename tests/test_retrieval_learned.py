@@ -1,5 +1,7 @@
 """The trained image embedder: augmented views, a few training steps, save/load round trip."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -59,13 +61,12 @@ def test_members_average_their_cosines_and_round_trip(flags, tmp_path):
     # is their mean cosine
     alone = []
     for i, net in enumerate(emb.nets):
-        one = LearnedImageEmbedder(LearnedConfig(**{**cfg.__dict__, "members": 1,
-                                                    "seed": cfg.seed + i}),
+        one = LearnedImageEmbedder(dataclasses.replace(cfg, members=1, seed=cfg.seed + i),
                                    [net], [emb.prototypes[i]])
         alone.append(one.embed_images(flags[:3]) @ one.kb_vectors(flags).T)
     assert np.allclose(q @ kb.T, np.mean(alone, axis=0), atol=1e-5)
     # member 0 trained exactly as a one-network embedder of the same seed
-    single = LearnedImageEmbedder.create(LearnedConfig(**{**cfg.__dict__, "members": 1}))
+    single = LearnedImageEmbedder.create(dataclasses.replace(cfg, members=1))
     single.train(flags, progress=False)
     assert torch.equal(single.prototypes[0], emb.prototypes[0])
     emb.save(tmp_path)

@@ -96,11 +96,11 @@ class ChunkEmbedder:
     @property
     def image(self) -> Embedder:
         if self._image is None:
-            learned = self.config.learned
-            self._image = make_image_embedder(
-                self.config.image_embedder, self.embedder_dir, self.config.num_threads,
-                lazy=True, dim=learned.dim * learned.members
-                if self.config.image_embedder == "learned" else None)
+            cfg = self.config
+            dim = (cfg.learned.dim * cfg.learned.members if cfg.image_embedder == "learned"
+                   else None)
+            self._image = make_image_embedder(cfg.image_embedder, self.embedder_dir,
+                                              cfg.num_threads, lazy=True, dim=dim)
         return self._image
 
     def documents(self, docs: Sequence[Document]

@@ -89,14 +89,20 @@ class LearnedImageEmbedder:
         return torch.cat(list(parts), dim=-1) / len(parts) ** 0.5
 
     @torch.no_grad()
-    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 256) -> np.ndarray:
-        """Crops or KB images → float32 [N, dim], L2-normalised."""
+    def _member_vectors(self, images: Sequence[Image.Image], batch_size: int
+                        ) -> list[torch.Tensor]:
+        """Each member's L2-normalised embeddings of `images`, [N, config.dim] apiece."""
         size = (self.config.input_width, self.config.input_height)
-        out = []
+        out: list[list[torch.Tensor]] = [[] for _ in self.nets]
         for i in range(0, len(images), batch_size):
             x = to_tensor(list(images[i : i + batch_size]), size)
-            out.append(self._join([net(x) for net in self.nets]))
-        return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
+            for per_net, net in zip(out, self.nets):
+                per_net.append(net(x))
+        return [torch.cat(v) if v else torch.zeros(0, self.config.dim) for v in out]
+
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 256) -> np.ndarray:
+        """Crops or KB images → float32 [N, dim], L2-normalised."""
+        return self._join(self._member_vectors(images, batch_size)).numpy()
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise TypeError("the learned image embedder has no text tower")
@@ -108,15 +114,15 @@ class LearnedImageEmbedder:
         `rows[i]` is the prototype row of image i (its position among the training images;
         -1: an image trained without, embedded alone). Without `rows`, `images` are the
         training images in training order."""
-        emb = torch.from_numpy(self.embed_images(images)) * self.config.members ** 0.5
-        parts = list(emb.split(self.config.dim, dim=-1))  # each member's unit vectors again
+        parts = self._member_vectors(images, 256)
         if self.prototypes is None:
             return self._join(parts).numpy()
+        n = len(images)
         if rows is None:
-            if len(self.prototypes[0]) != len(emb):
-                raise ValueError(f"{len(emb)} images for {len(self.prototypes[0])} prototypes: "
+            if len(self.prototypes[0]) != n:
+                raise ValueError(f"{n} images for {len(self.prototypes[0])} prototypes: "
                                  "pass the prototype row of each image")
-            rows = range(len(emb))
+            rows = range(n)
         idx = torch.as_tensor(list(rows), dtype=torch.long)
         has = idx >= 0
         for part, protos in zip(parts, self.prototypes):
