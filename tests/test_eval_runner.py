@@ -243,3 +243,14 @@ def test_tiny_model_on_the_small_world_writes_every_report_file(tmp_path):
     assert main(["eval", "report", *[str(tmp_path / m) for m in MODES], "--out",
                  str(tmp_path / "report")]) == 0
     assert "## Table 1" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_process_pool_worker_that_cannot_start_fails_the_run(eval_set, tmp_path):
+    # a pool whose initializer raises would respawn its processes forever; the run must stop
+    # with the worker's own error instead
+    from pixsearch.eval.parallel import answer_parallel
+
+    cfg = _cfg(eval_set, tmp_path, mode="whole_image", workers=2, model=str(tmp_path / "none"))
+    records = [json.loads(x) for x in Path(cfg.data).open()][:2]
+    with pytest.raises(Exception, match="none"):
+        list(answer_parallel(cfg, cfg.index, records))

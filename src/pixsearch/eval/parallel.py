@@ -20,17 +20,25 @@ from pixsearch.config import to_dict
 from pixsearch.eval.worker import Worker
 
 _WORKER: Worker | None = None  # the pool process's worker, built by `_init`
+_INIT_ERROR: BaseException | None = None  # why `_init` could not build it
 
 
 def _init(cfg: dict[str, Any], index: str | None) -> None:
-    global _WORKER
+    global _WORKER, _INIT_ERROR
     import torch
 
     torch.set_num_threads(1)  # N processes × 1 thread each: no oversubscription
-    _WORKER = Worker(cfg, index)
+    try:
+        _WORKER = Worker(cfg, index)
+    except Exception as e:  # noqa: BLE001 - handed to the parent by `_answer`
+        # A pool whose initializer raises replaces the dead process and runs the initializer
+        # again, forever: the run would hang. Keep the error; the first record raises it.
+        _INIT_ERROR = e
 
 
 def _answer(record: dict[str, Any]) -> dict[str, Any]:
+    if _INIT_ERROR is not None:
+        raise _INIT_ERROR
     assert _WORKER is not None, "pool process was not initialised"
     return _WORKER.answer(record)
 
