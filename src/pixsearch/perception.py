@@ -71,6 +71,14 @@ class RegionView:
         return f"[0] Seen: {seen}."
 
 
+def image_view(total: int) -> str:
+    """The perception line of a whole-image search: how many entities the image shows, e.g.
+    `[0] Seen: 4 like it in the image.` (the region line's count, for the image as a whole)."""
+    if total < 0:
+        raise ValueError(f"an image shows a count of entities >= 0, got {total}")
+    return f"[0] Seen: {total} like it in the image."
+
+
 def instance_masks(prob: np.ndarray, p: float = INSTANCE_P, split_distance: int = SPLIT_DISTANCE,
                    min_area: float = MIN_AREA) -> list[np.ndarray]:
     """The instances of a span-conditioned probability map [M, M]: boolean masks [M, M]

@@ -9,7 +9,8 @@ and all text of a turn are escaped first, so control tokens only ever come from 
 explicit id insertion.
 
 The loss mask is 0 on every token of an `Information` part, its tags included — the model
-learns to use evidence, not to memorise it — and on the prompt.
+learns to use evidence, not to memorise it —, on the prompt, and on search calls the caller
+forced (`SearchCall.forced`: a baseline chose them, not the model).
 """
 
 from __future__ import annotations
@@ -135,15 +136,16 @@ class Renderer:
                 continue
             flush()
             if isinstance(p, SearchCall):
-                self._append_control(r, "search_open", loss)
+                call = 0 if p.forced else loss
+                self._append_control(r, "search_open", call)
                 role = PAYLOAD_ROLES.get(p.modality)
                 if role is not None:
-                    self._append_control(r, role, loss)
+                    self._append_control(r, role, call)
                     if role == "region":
                         r.region_positions.append(len(r.input_ids) - 1)
                 else:
-                    self._append_text(r, escape(p.query), loss)
-                self._append_control(r, "search_close", loss)
+                    self._append_text(r, escape(p.query), call)
+                self._append_control(r, "search_close", call)
             elif isinstance(p, Information):  # evidence is never a training target
                 self._append_control(r, "info_open", 0)
                 self._append_text(r, escape(p.evidence), 0)

@@ -48,10 +48,14 @@ class SearchCall:
     Attributes:
         modality: "region" (`<region>` payload), "image" (`<image>`) or "text".
         query: the text query (text searches only).
+        forced: the caller chose this search, not the model (a baseline's forced query,
+            `eval/modes.py`): its tokens are written for the model, so the renderer gives them
+            loss mask 0, as it gives evidence.
     """
 
     modality: Modality
     query: str = ""
+    forced: bool = False
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

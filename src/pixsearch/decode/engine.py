@@ -56,7 +56,7 @@ from pixsearch.decode.state import Payload, SearchStateMachine, TransitionKind
 from pixsearch.decode.text import DisplayText
 from pixsearch.masks import largest_component, mask_box, mask_to_rle
 from pixsearch.model.interface import DecodeSession, SearchLM
-from pixsearch.perception import region_view
+from pixsearch.perception import image_view, region_view
 from pixsearch.retrieval.api import SearchAPI, SearchError, check_hits
 from pixsearch.retrieval.evidence import EvidenceConfig
 from pixsearch.types import Answer, Hit, Query, SearchStep, Trace
@@ -296,13 +296,20 @@ class _AnswerRun:
 
     def seen(self, query: Query) -> str | None:
         """The perception line of a region query (`pixsearch/perception.py`) when the model
-        was trained with one; the instances are the session's, if it can tell them."""
-        if not self.evidence.perception or query.modality != "region" or query.image is None:
+        was trained with one; the instances are the session's, if it can tell them. A
+        whole-image query gets the count of the session's entity centres when the evidence
+        budget has `image_count` on."""
+        if not self.evidence.perception or query.image is None:
             return None
         def ask(name: str):  # what the session can tell (`DecodeSession`), or None
             tell = getattr(self.session, name, None)
             return tell() if tell is not None else None
 
+        if query.modality == "image":
+            centres = ask("centres") if self.evidence.image_count else None
+            return None if centres is None else image_view(len(centres))
+        if query.modality != "region":
+            return None
         rgb = np.asarray(query.image.convert("RGB"), dtype=np.float32) / 255.0
         return region_view(np.asarray(query.mask, dtype=bool), rgb, ask("instances"),
                            ask("centres")).text()

@@ -151,26 +151,34 @@ def trainable_groups(model: PixSearchModel) -> dict[str, list[nn.Parameter]]:
     return out
 
 
-def _control_rows_only(model: PixSearchModel, weight: nn.Parameter) -> None:
-    """Make `weight`'s gradient zero outside the control-token rows while its
-    `control_rows_only` flag is set (the hook is registered once per parameter).
+def _control_rows_only(model: PixSearchModel, weight: nn.Parameter,
+                       roles: Sequence[str] = ()) -> None:
+    """Make `weight`'s gradient zero outside the control-token rows (of `roles` only, when
+    given) while its `control_rows_only` flag is set (the hook is registered once per
+    parameter; the rows are set again on every call).
 
     A LoRA-tuned pretrained LM keeps its embedding frozen, but the rows of the control tokens
     the build added all start as the same mean row: frozen, `<search>` and `</search>` could
     never be told apart. Training only those rows keeps the base's rows as published (and
     the adapter checkpoint small: it stores the control rows, `adapter_state.py`)."""
-    weight.control_rows_only = True
+    ids = model.tokens.ids
+    unknown = sorted(set(roles) - set(ids))
+    if unknown:
+        raise ValueError(f"unknown control role(s) {unknown}; known: {sorted(ids)}")
+    rows = torch.zeros(weight.shape[0], 1, dtype=torch.bool)
+    rows[sorted({ids[r] for r in (roles or ids)})] = True
+    weight.control_rows_only, weight.control_rows = True, rows
     if getattr(weight, "_control_rows_hook", False):
         return
-    rows = torch.zeros(weight.shape[0], 1, dtype=torch.bool)
-    rows[sorted(set(model.tokens.ids.values()))] = True
-    weight.register_hook(
-        lambda grad: grad * rows.to(grad.device) if weight.control_rows_only else grad)
+    weight.register_hook(lambda grad: grad * weight.control_rows.to(grad.device)
+                         if weight.control_rows_only else grad)
     weight._control_rows_hook = True
 
 
-def set_trainable(model: PixSearchModel, groups: Sequence[str]) -> dict[str, list[str]]:
-    """Freeze everything, then unfreeze `groups` (names of `TRAINABLE_GROUPS`). Returns
+def set_trainable(model: PixSearchModel, groups: Sequence[str],
+                  control_roles: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Freeze everything, then unfreeze `groups` (names of `TRAINABLE_GROUPS`; "control_rows"
+    moves the rows of `control_roles` only, when given). Returns
     group → parameter names. The model's config is not touched: `cfg.trainable` says what the
     model was built with (LoRA adapters exist only if it lists "lora").
 
@@ -200,7 +208,7 @@ def set_trainable(model: PixSearchModel, groups: Sequence[str]) -> dict[str, lis
         for p in params[group]:
             p.requires_grad_(True)
             if group == "control_rows":
-                _control_rows_only(model, p)
+                _control_rows_only(model, p, control_roles)
         out[group] = sorted(names[id(p)] for p in params[group])
     return out
 

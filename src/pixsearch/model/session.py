@@ -165,8 +165,8 @@ class PixSearchSession:
     def centres(self) -> np.ndarray | None:
         """(x, y) pixels of the original image [n, 2] of every entity the proposer's centre
         heatmap finds (`ReferentConfig.instances: points`); None when the model counts the
-        span mask's instances instead, or before any region search."""
-        if self.span_logits is None or not self._counts_points():
+        span mask's instances instead, or the session has no image."""
+        if self.mask_emb is None or not self._counts_points():
             return None
         return self.model.mask_decoder.frame(*self.image_size).points_to_original(
             self._peaks())

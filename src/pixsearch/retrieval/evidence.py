@@ -34,11 +34,15 @@ class EvidenceConfig:
             (`pixsearch/perception.py`: colours, instances in the image and left of it),
             outside the word budget of the hits. Gold trajectories and decoding write it
             with the same function, so a model trained with it is served it.
+        image_count: with `perception`, a whole-image search's evidence opens with how many
+            entities the image shows (`perception.image_view`: the gold entities in the
+            world's trajectories, the model's entity centres when it decodes).
     """
 
     top_k: int = 3
     max_words: int = 70
     perception: bool = False
+    image_count: bool = False
 
     def __post_init__(self) -> None:
         if self.top_k < 1 or self.max_words < 1:
@@ -46,7 +50,7 @@ class EvidenceConfig:
 
     def format(self, hits: Sequence[Hit], seen: str | None = None) -> Evidence:
         """`hits` formatted under this budget (`format_evidence`), after the perception line
-        `seen` of a region search when this budget has `perception` on."""
+        `seen` of a search when this budget has `perception` on."""
         evidence = format_evidence(hits, self.max_words)
         if not (self.perception and seen):
             return evidence

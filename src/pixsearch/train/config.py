@@ -20,7 +20,7 @@ from pixsearch.train.losses import LossWeights
 Schedule = Literal["cosine", "linear", "constant"]
 Precision = Literal["auto", "bf16", "no"]
 ClipScope = Literal["group", "global"]
-POOLS = ("text", "stage1", "stage2")  # the data pools a stage's mixture draws from
+POOLS = ("text", "stage1", "stage2", "whole_image")  # the data pools a stage's mixture draws from
 
 
 @dataclass
@@ -37,7 +37,8 @@ class StageConfig:
         mixture: sampling weight of each data pool, e.g. {stage1: 7, stage2: 9}; pools are
             "text" (knowledge-base reading, text only: `train/reading.py`; a stage drawing
             from it draws from nothing else), "stage1" (referring segmentation + visual
-            questions without search) and "stage2" (search-interleaved trajectories).
+            questions without search), "stage2" (search-interleaved trajectories) and
+            "whole_image" (answers after a forced whole-image search, `train/whole_image.py`).
         batch_size: samples per micro-batch (per process).
         grad_accum: micro-batches per optimiser step.
         kl_teacher: keep span embeddings near the previous stage's model, or for the first
@@ -45,6 +46,10 @@ class StageConfig:
             per step.
         max_minutes: wall-clock budget of the stage; it ends early (logged) when spent, so a
             run on a slow or shared machine still finishes in time (0 = no budget).
+        control_roles: with "control_rows" trainable, only the rows of these control roles
+            (`tokens.DISPLAY`, e.g. [image_query]) move; empty = every control row. A row
+            enters the hidden states only after its token, so training `image_query` alone
+            leaves everything before a whole-image search as it was (region masks included).
     """
 
     name: str = "stage1"
@@ -57,6 +62,7 @@ class StageConfig:
     grad_accum: int = 1
     kl_teacher: bool = False
     max_minutes: float = 0.0
+    control_roles: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -172,6 +178,9 @@ class TrainConfig:
             if bad or not used:
                 raise ValueError(f"stage {s.name}: mixture {s.mixture} needs positive weights "
                                  f"over the pools {POOLS}")
+            if s.control_roles and "control_rows" not in s.trainable:
+                raise ValueError(f"stage {s.name}: control_roles {s.control_roles} narrow the "
+                                 "'control_rows' group; list it in the stage's trainable")
             if "text" in used and len(used) > 1:
                 raise ValueError(f"stage {s.name}: the 'text' pool has no images and cannot be "
                                  "mixed with image pools in one stage; give it its own stage")

@@ -63,7 +63,7 @@ def stage_parameters(model: PixSearchModel, stage: StageConfig) -> list[list[tor
     if unknown:
         raise ValueError(f"stage {stage.name} trains {sorted(unknown)}, which the model was "
                          f"not built with (model trainable: {base})")
-    names = set_trainable(model, groups)
+    names = set_trainable(model, groups, stage.control_roles)
     by_name, seen, out = dict(model.named_parameters()), set(), []
     for group in names.values():
         params = [by_name[n] for n in group if n not in seen]

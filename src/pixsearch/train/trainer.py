@@ -38,6 +38,7 @@ from pixsearch.logs import progress_bar
 from pixsearch.model.checkpoint import load_checkpoint, save_checkpoint
 from pixsearch.model.pixsearch_model import PixSearchModel
 from pixsearch.provenance import write_provenance
+from pixsearch.retrieval.index import KnowledgeIndex
 from pixsearch.train.config import StageConfig, TrainConfig, resolve_path, world_dir
 from pixsearch.train.curves import plot_training_curves
 from pixsearch.train.data import (
@@ -73,6 +74,8 @@ from pixsearch.train.state import (
 from pixsearch.train.tracking import RunTracker
 from pixsearch.train.transplant import transplant
 from pixsearch.train.validation import evaluate
+from pixsearch.train.whole_image import POOL as WHOLE_IMAGE
+from pixsearch.train.whole_image import whole_image_samples
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +214,11 @@ class Trainer:
         if any(float(st.mixture.get("text", 0)) > 0 for st in cfg.stages):
             pools["text"] = reading_samples(self.world, train_recs, model.cfg.evidence,
                                             seed=cfg.seed)
+        if any(float(st.mixture.get(WHOLE_IMAGE, 0)) > 0 for st in cfg.stages):
+            pools[WHOLE_IMAGE] = whole_image_samples(
+                train_recs, KnowledgeIndex.open(self.world / "index"), model.cfg.evidence,
+                self.world, cfg.progress and self.is_main)
+            self.log_print(f"{len(pools[WHOLE_IMAGE])} samples after a whole-image search")
         if cfg.rename:
             pools = rename_pools(pools, cfg.rename, world_names(self.world), seed=cfg.seed)
             renamed = sum(s.record_id.endswith(RENAMED) for p in pools.values() for s in p)

@@ -12,7 +12,9 @@ string (`turns.to_display`) is the record's trajectory:
 It also records each search's modality, target entity and query, whether the expected
 document came back, and the character span of the referring expression of each region search.
 With `evidence.perception`, a region search's evidence opens with what the entity's gold mask
-shows (`pixsearch/perception.py`), the line the engine writes from the model's own mask.
+shows (`pixsearch/perception.py`), the line the engine writes from the model's own mask; with
+`evidence.image_count` too, a whole-image search's opens with how many entities the scene holds
+(the engine: how many entity centres the model finds).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from pixsearch.perception import region_view
+from pixsearch.perception import image_view, region_view
 from pixsearch.retrieval.evidence import EvidenceConfig
 from pixsearch.turns import Information, Part, SearchCall, Text, region_spans, to_display
 from pixsearch.types import Hit, Query
@@ -86,6 +88,17 @@ class TrajectoryWriter:
             scene_cache[key] = self.index.search(q, k)
         return scene_cache[key]
 
+    def _seen(self, part: Search, rgb: np.ndarray | None, masks: list[np.ndarray]) -> str | None:
+        """The perception line of a gold search: what the entity's mask shows (region), or
+        how many entities the scene holds (whole image, with `evidence.image_count`)."""
+        if rgb is None:
+            return None
+        if part.type == "region":
+            return region_view(masks[part.entity], rgb, masks).text()
+        if part.type == "image" and self.evidence.image_count:
+            return image_view(len(masks))
+        return None
+
     def write(self, qa: QA, image: Image.Image, masks: list[np.ndarray], codes: list[str],
               scene_cache: dict | None = None) -> Trajectory:
         """Run the plan of `qa` on `image`; `scene_cache` shares image searches per scene."""
@@ -106,8 +119,7 @@ class TrajectoryWriter:
                     parts.append(Text(" "))
                 if part.type == "text":
                     assert part.query, "a text search needs its query"
-                seen = (region_view(masks[part.entity], rgb, masks).text()
-                        if rgb is not None and part.type == "region" else None)
+                seen = self._seen(part, rgb, masks)
                 parts += [SearchCall(part.type, part.query if part.type == "text" else ""),
                           Information(self.evidence.format(hits, seen).text)]
                 expect = part.expect or (codes[part.entity] if part.entity is not None else None)

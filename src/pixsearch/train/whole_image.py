@@ -1,0 +1,84 @@
+"""The `whole_image` pool: what the model writes after a whole-image search it did not choose.
+
+The paper's whole-image baseline (`pixsearch eval run --mode whole_image`, `eval/modes.py`)
+forces `<search><image></search>` before the model writes anything. In an egocentric scene the
+entities are small, so the whole image retrieves the flag a question asks about almost never
+(first hit for 1.4% of 436 val900 questions, docs/results/gemma-270m), and a model trained
+only on its own choices (a region search there) has never been in that place: it answers "This
+is the flag of X." to any question. This pool puts it there, with the layout decoding gives it:
+
+- the forced search call (`SearchCall.forced`: loss mask 0, it is not the model's choice);
+- the evidence of the real whole-image search in the world's index, opened by how many
+  entities the scene holds when the world's evidence has `image_count`
+  (`perception.image_view`; decoding writes the count of the model's entity centres);
+- the answer: a counting question's answer sentence (the count is in the evidence), and for
+  every other question about one entity of a scene with several, "I don't know." — unless the
+  whole image's first hit is that entity, when the record is left out (its answer would need
+  a plan the world did not write).
+
+One "I don't know." per scene is kept: its answer does not depend on which of the scene's
+questions it follows, and the scenes' counting questions would drown in them otherwise.
+Records whose own gold trajectory searches the whole image (photos of one entity) join the
+pool as they are, so a stage that draws only from it keeps what the model does there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pixsearch.data.records import Record
+from pixsearch.images import load_image
+from pixsearch.logs import progress_bar
+from pixsearch.perception import image_view
+from pixsearch.retrieval.evidence import EvidenceConfig
+from pixsearch.train.data import TrainSample, trajectory_sample
+from pixsearch.turns import Information, SearchCall, Text
+from pixsearch.types import Query
+from pixsearch.world.questions import counting_answer
+
+POOL = "whole_image"
+IDK = "I don't know."
+
+
+def forced_turn(rec: Record, hits: Sequence[Any], evidence: EvidenceConfig) -> list | None:
+    """The assistant turn of `rec` after a forced whole-image search that returned `hits`;
+    None when the pool leaves the record out."""
+    if rec.question_type == "counting":
+        answer = counting_answer(len(rec.masks))
+    elif rec.target is not None and len(rec.entities) > 1:
+        target = rec.entities[rec.target].get("code")
+        if hits and hits[0].entity == target:
+            return None
+        answer = IDK
+    else:
+        return None
+    seen = image_view(len(rec.masks)) if evidence.perception and evidence.image_count else None
+    return [SearchCall("image", forced=True),
+            Information(evidence.format(hits, seen).text), Text(" " + answer)]
+
+
+def whole_image_samples(records: Sequence[Record], index: Any, evidence: EvidenceConfig,
+                        root: str | Path, progress: bool = False) -> list[TrainSample]:
+    """The pool of `records` (module doc); `index` answers `search(query, k)`, images are
+    read under the world folder `root`. One whole-image search per scene."""
+    out: list[TrainSample] = []
+    hits_of: dict[str, list] = {}
+    abstained: set[str] = set()  # scenes that already have their "I don't know."
+    for rec in progress_bar(records, desc="whole-image pool", disable=not progress):
+        if not rec.image:
+            continue
+        if rec.searches and rec.searches[0].get("type") == "image":
+            out.append(trajectory_sample(rec, POOL))
+            continue
+        if rec.image not in hits_of:
+            image = load_image(str(Path(root) / rec.image))
+            hits_of[rec.image] = index.search(Query("image", image=image), evidence.top_k)
+        turn = forced_turn(rec, hits_of[rec.image], evidence)
+        if turn is None or (turn[-1].text == " " + IDK and rec.image in abstained):
+            continue
+        if turn[-1].text == " " + IDK:
+            abstained.add(rec.image)
+        out.append(TrainSample(POOL, "trajectory", rec.question, turn, rec.image, [], rec.id))
+    return out
