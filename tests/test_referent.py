@@ -179,12 +179,13 @@ def test_centres_from_the_proposer_while_selecting_among_components():
     model = build_model(cfg).eval()
     assert model.proposer is not None
     session, img, ids = _at_region_search(model)
-    assert session.centres() is None  # before any region search
+    before = session.centres()  # a whole-image search counts them before any region search
     session.extend(ids)
     mask = session.region_mask()
     assert session.instances() is None  # the span mask's instances are not what is counted
     centres = session.centres()
     peaks = model.proposer.points(session.mask_emb)
+    np.testing.assert_array_equal(before, centres)  # once per image, whatever was written
     assert 0 < len(centres) <= len(peaks) <= cfg.referent.max_points
     assert ((centres >= 0) & (centres < [91, 47])).all()
     assert mask.shape == (47, 91)

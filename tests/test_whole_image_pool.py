@@ -56,10 +56,17 @@ def _record(rid: str, question_type: str, target: int | None, n: int = 3, image:
     ents = [{"code": f"E{i}", "name": f"Entity {i}", "kind": "flag", "box": [0, 0, 4, 4],
              "refexp": f"flag {i}", "in_kb": True} for i in range(n)]
     masks = [mask_to_rle(np.eye(8, dtype=bool)) for _ in range(n)]
+    if question_type == "counting" and not trajectory:  # it looks at one flag first
+        trajectory = (f"Flag 0 <search><region></search><information>[0] Seen: mostly red; {n} "
+                      f"like it in the image, 0 left of it.</information> is one of them. "
+                      f"There are {n} flags in the picture.")
+        searches, spans = [{"type": "region", "entity": 0}], [[0, 6]]
+    else:
+        spans = []
     return Record(id=rid, image=image, question=f"{question_type}?", answer="x",
                   question_type=question_type, ego=n > 1, entities=ents, masks=masks,
                   target=target, trajectory=trajectory, searches=searches or [],
-                  search_types=[s["type"] for s in searches or []])
+                  search_types=[s["type"] for s in searches or []], region_spans=spans)
 
 
 def test_forced_turn_counts_or_says_it_does_not_know():

@@ -200,7 +200,7 @@ def test_world_records_its_evidence_budget(world):
     from pixsearch.train.data import world_evidence
 
     assert world["meta"]["config"]["evidence"] == {"top_k": 3, "max_words": 70,
-                                                   "perception": False}
+                                                   "perception": False, "image_count": False}
     assert world_evidence(world["out"]) == world["cfg"].evidence
     assert "cut each `<information>` block to 70 words" in (world["out"] / "card.md").read_text()
 

@@ -11,7 +11,7 @@ is the flag of X." to any question. This pool puts it there, with the layout dec
 - the evidence of the real whole-image search in the world's index, opened by how many
   entities the scene holds when the world's evidence has `image_count`
   (`perception.image_view`; decoding writes the count of the model's entity centres);
-- the answer: a counting question's answer sentence (the count is in the evidence), and for
+- the answer: a counting question's count sentence (the count is in the evidence), and for
   every other question about one entity of a scene with several, "I don't know." — unless the
   whole image's first hit is that entity, when the record is left out (its answer would need
   a plan the world did not write).
@@ -24,6 +24,7 @@ pool as they are, so a stage that draws only from it keeps what the model does t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,19 +35,27 @@ from pixsearch.logs import progress_bar
 from pixsearch.perception import image_view
 from pixsearch.retrieval.evidence import EvidenceConfig
 from pixsearch.train.data import TrainSample, trajectory_sample
-from pixsearch.turns import Information, SearchCall, Text
+from pixsearch.turns import Information, SearchCall, Text, parse_display
 from pixsearch.types import Query
-from pixsearch.world.questions import counting_answer
 
 POOL = "whole_image"
 IDK = "I don't know."
+
+
+def last_sentence(rec: Record) -> str:
+    """The last sentence of `rec`'s gold answer text: the count sentence of a counting
+    question, whether its trajectory looked at one flag first ("The red flag <search>…
+    is one of them. There are 3 flags in the picture.") or not."""
+    texts = [p.text for p in parse_display(rec.trajectory or rec.answer, rec.region_spans)
+             if isinstance(p, Text)]
+    return re.split(r"(?<=[.!?])\s+", "".join(texts).strip())[-1]
 
 
 def forced_turn(rec: Record, hits: Sequence[Any], evidence: EvidenceConfig) -> list | None:
     """The assistant turn of `rec` after a forced whole-image search that returned `hits`;
     None when the pool leaves the record out."""
     if rec.question_type == "counting":
-        answer = counting_answer(len(rec.masks))
+        answer = last_sentence(rec)
     elif rec.target is not None and len(rec.entities) > 1:
         target = rec.entities[rec.target].get("code")
         if hits and hits[0].entity == target:

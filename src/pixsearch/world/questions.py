@@ -209,16 +209,11 @@ def q_attribute(v: SceneView, t: int, rng) -> QA | None:
     return QA(q, colour, "attribute", False, t, parts, [colour])
 
 
-def counting_answer(n: int) -> str:
-    """The answer sentence of a counting question about a scene of `n` flags."""
-    return f"There are {n} flags in the picture."
-
-
 def q_counting(v: SceneView, t: int, rng) -> QA | None:
     if not v.ego:
         return None
     n = len(v.codes)
-    says = counting_answer(n)
+    says = f"There are {n} flags in the picture."
     # looking at any one flag shows how many are like it
     parts: list[Part] = ([Ref(_cap(v.refexps[t])), Search("region", t), " is one of them. " + says]
                          if v.look and v.refexps[t] else [says])
