@@ -108,6 +108,16 @@ def test_pool_from_a_real_index_one_abstention_per_scene(tmp_path):
     assert pool[1].display.endswith("</information> I don't know.")
     assert pool[2].display == gold  # the photo's own trajectory, its call the model's choice
     assert not pool[2].parts[0].forced
+    # the counts the model will see, right or wrong, replace the scene's in every count line
+    seen = whole_image_samples(records, index, COUNTED, tmp_path, counts={"s.png": 2})
+    assert seen[0].parts[1].evidence.startswith("[0] Seen: 2 like it in the image.\n[1] ")
+    assert seen[0].parts[2].text == " There are 5 flags in the picture."  # the answer stays
+    counted_gold = gold.replace("<information>", "<information>[0] Seen: 1 like it in the "
+                                "image.\n")
+    photo = _record("photo", "identification", 0, n=1, image="s.png",
+                    searches=[{"type": "image", "entity": 0}], trajectory=counted_gold)
+    (recounted,) = whole_image_samples([photo], index, COUNTED, tmp_path, counts={"s.png": 3})
+    assert recounted.display == counted_gold.replace("Seen: 1 like", "Seen: 3 like")
 
 
 def test_a_stage_can_move_the_image_row_alone(tiny):
@@ -199,3 +209,27 @@ def test_a_stage_on_the_whole_image_pool_trains(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**cfg, "stages": [stage]}))
     assert main(["train", "--config", str(tmp_path / "bad.yaml")]) == 2
     assert "control_roles" in capsys.readouterr().err
+
+
+def test_model_counts_are_the_centres_its_sessions_tell(tmp_path):
+    from pixsearch.model.session import PixSearchSession
+    from pixsearch.train.whole_image import model_counts
+
+    torch.manual_seed(0)
+    model = build_model(get_preset("tiny", {"referent": {
+        "enabled": True, "source": "components", "instances": "points",
+        "peak_threshold": 0.0}})).eval()
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40, 3), np.uint8))
+    image.save(tmp_path / "a.png")
+    counts = model_counts(model, ["a.png", "a.png"], tmp_path)
+    session, _ = PixSearchSession.open(model, model.renderer.prompt("?"), image)
+    assert counts == {"a.png": len(session.centres())}
+
+
+def test_count_lines_are_gold_or_the_models():
+    from pixsearch.train.config import StageConfig, TrainConfig
+
+    stage = StageConfig(mixture={"whole_image": 1})
+    assert TrainConfig(stages=[stage], whole_image_counts="model").whole_image_counts == "model"
+    with pytest.raises(ValueError, match="whole_image_counts"):
+        TrainConfig(stages=[stage], whole_image_counts="mine")

@@ -33,6 +33,7 @@ import torch
 
 from pixsearch.model.colours import COLOUR_NAMES, colour_shares
 
+SEEN = "[0] Seen: "  # opens the perception line, before the numbered hits
 SECOND_COLOUR = 0.2  # a second colour is named when it covers at least this share
 MAX_SIDE = 256  # masks and images are strided down to about this size before counting pixels
 # Instances from a span-conditioned probability map: its components above INSTANCE_P, each
@@ -68,7 +69,7 @@ class RegionView:
             seen = "nothing"
         if self.total is not None:
             seen += f"; {self.total} like it in the image, {self.left or 0} left of it"
-        return f"[0] Seen: {seen}."
+        return f"{SEEN}{seen}."
 
 
 def image_view(total: int) -> str:
@@ -76,7 +77,7 @@ def image_view(total: int) -> str:
     `[0] Seen: 4 like it in the image.` (the region line's count, for the image as a whole)."""
     if total < 0:
         raise ValueError(f"an image shows a count of entities >= 0, got {total}")
-    return f"[0] Seen: {total} like it in the image."
+    return f"{SEEN}{total} like it in the image."
 
 
 def instance_masks(prob: np.ndarray, p: float = INSTANCE_P, split_distance: int = SPLIT_DISTANCE,

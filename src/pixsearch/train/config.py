@@ -107,6 +107,9 @@ class TrainConfig:
             `train/precision.py`).
         num_threads: torch CPU threads (0 = library default).
         max_seq_len: longer samples are skipped with a warning (0 = no limit).
+        whole_image_counts: what the count lines of the `whole_image` pool say: "gold" (the
+            scene's entities) or "model" (the entity centres this model's proposer finds,
+            what its whole-image evidence carries when it decodes, `train/whole_image.py`).
         rename: share of the search trajectories (the "text" and "stage2" pools) whose
             country and capital names are replaced, consistently within the sample, by
             invented ones, so the answer can only be copied from the evidence
@@ -155,6 +158,7 @@ class TrainConfig:
     num_threads: int = 0
     max_seq_len: int = 0
     rename: float = 0.0
+    whole_image_counts: str = "gold"
     num_workers: int = 0
     pin_memory: bool = True
     progress: bool = True
@@ -172,6 +176,9 @@ class TrainConfig:
             raise ValueError(f"rename is a share within [0, 1], got {self.rename}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be 0 or more, got {self.num_workers}")
+        if self.whole_image_counts not in ("gold", "model"):
+            raise ValueError(f"whole_image_counts must be 'gold' or 'model', got "
+                             f"{self.whole_image_counts!r}")
         for s in self.stages:
             bad = set(s.mixture) - set(POOLS)
             used = {k for k, w in s.mixture.items() if float(w) > 0}

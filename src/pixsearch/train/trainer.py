@@ -75,7 +75,7 @@ from pixsearch.train.tracking import RunTracker
 from pixsearch.train.transplant import transplant
 from pixsearch.train.validation import evaluate
 from pixsearch.train.whole_image import POOL as WHOLE_IMAGE
-from pixsearch.train.whole_image import whole_image_samples
+from pixsearch.train.whole_image import model_counts, whole_image_samples
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +215,12 @@ class Trainer:
             pools["text"] = reading_samples(self.world, train_recs, model.cfg.evidence,
                                             seed=cfg.seed)
         if any(float(st.mixture.get(WHOLE_IMAGE, 0)) > 0 for st in cfg.stages):
+            counts = (model_counts(model, [r.image for r in train_recs if r.image], self.world,
+                                   cfg.progress and self.is_main)
+                      if cfg.whole_image_counts == "model" else None)
             pools[WHOLE_IMAGE] = whole_image_samples(
                 train_recs, KnowledgeIndex.open(self.world / "index"), model.cfg.evidence,
-                self.world, cfg.progress and self.is_main)
+                self.world, cfg.progress and self.is_main, counts)
             self.log_print(f"{len(pools[WHOLE_IMAGE])} samples after a whole-image search")
         if cfg.rename:
             pools = rename_pools(pools, cfg.rename, world_names(self.world), seed=cfg.seed)

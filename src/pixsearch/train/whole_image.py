@@ -29,10 +29,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from pixsearch.data.records import Record
 from pixsearch.images import load_image
 from pixsearch.logs import progress_bar
-from pixsearch.perception import image_view
+from pixsearch.perception import SEEN, image_view
 from pixsearch.retrieval.evidence import EvidenceConfig
 from pixsearch.train.data import TrainSample, trajectory_sample
 from pixsearch.turns import Information, SearchCall, Text, parse_display
@@ -68,10 +70,44 @@ def forced_turn(rec: Record, hits: Sequence[Any], evidence: EvidenceConfig) -> l
             Information(evidence.format(hits, seen).text), Text(" " + answer)]
 
 
+@torch.no_grad()
+def model_counts(model: Any, images: Sequence[str], root: str | Path,
+                 progress: bool = False) -> dict[str, int]:
+    """How many entity centres `model`'s proposer finds in each image (paths under `root`):
+    the count its whole-image evidence will carry when it decodes (`PixSearchSession.centres`),
+    right or wrong."""
+    out: dict[str, int] = {}
+    was_training = model.training
+    model.eval()  # the counts decoding will see
+    for path in progress_bar(sorted(set(images)), desc="entity counts", disable=not progress):
+        vis = model.stack_images([model.preprocess(load_image(str(Path(root) / path)))])
+        _, mask_emb = model.encode_images({k: v.to(model._device()) for k, v in vis.items()})
+        out[path] = len(model.proposer.points(mask_emb))
+    model.train(was_training)
+    return out
+
+
+def _recount(turn: list, count: int) -> list:
+    """`turn` with its first whole-image evidence's count line saying `count`."""
+    out, done = [], False
+    for part in turn:
+        if (not done and isinstance(part, Information) and out
+                and isinstance(out[-1], SearchCall) and out[-1].modality == "image"):
+            lines = part.evidence.split("\n")
+            if lines[0].startswith(SEEN):
+                part = Information("\n".join([image_view(count), *lines[1:]]))
+            done = True
+        out.append(part)
+    return out
+
+
 def whole_image_samples(records: Sequence[Record], index: Any, evidence: EvidenceConfig,
-                        root: str | Path, progress: bool = False) -> list[TrainSample]:
+                        root: str | Path, progress: bool = False,
+                        counts: dict[str, int] | None = None) -> list[TrainSample]:
     """The pool of `records` (module doc); `index` answers `search(query, k)`, images are
-    read under the world folder `root`. One whole-image search per scene."""
+    read under the world folder `root`. One whole-image search per scene. `counts` (image →
+    count, `model_counts`): the count lines say what the model will see instead of the
+    scene's true number of entities."""
     out: list[TrainSample] = []
     hits_of: dict[str, list] = {}
     abstained: set[str] = set()  # scenes that already have their "I don't know."
@@ -79,12 +115,17 @@ def whole_image_samples(records: Sequence[Record], index: Any, evidence: Evidenc
         if not rec.image:
             continue
         if rec.searches and rec.searches[0].get("type") == "image":
-            out.append(trajectory_sample(rec, POOL))
+            sample = trajectory_sample(rec, POOL)
+            if counts is not None:
+                sample.parts = _recount(sample.parts, counts[rec.image])
+            out.append(sample)
             continue
         if rec.image not in hits_of:
             image = load_image(str(Path(root) / rec.image))
             hits_of[rec.image] = index.search(Query("image", image=image), evidence.top_k)
         turn = forced_turn(rec, hits_of[rec.image], evidence)
+        if turn is not None and counts is not None:
+            turn = _recount(turn, counts[rec.image])
         if turn is None or (turn[-1].text == " " + IDK and rec.image in abstained):
             continue
         if turn[-1].text == " " + IDK:
