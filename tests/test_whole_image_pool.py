@@ -224,6 +224,8 @@ def test_model_counts_are_the_centres_its_sessions_tell(tmp_path):
     counts = model_counts(model, ["a.png", "a.png"], tmp_path)
     session, _ = PixSearchSession.open(model, model.renderer.prompt("?"), image)
     assert counts == {"a.png": len(session.centres())}
+    with pytest.raises(ValueError, match="entity centres"):
+        model_counts(build_model(get_preset("tiny")), ["a.png"], tmp_path)
 
 
 def test_count_lines_are_gold_or_the_models():

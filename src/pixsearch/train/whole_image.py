@@ -76,6 +76,9 @@ def model_counts(model: Any, images: Sequence[str], root: str | Path,
     """How many entity centres `model`'s proposer finds in each image (paths under `root`):
     the count its whole-image evidence will carry when it decodes (`PixSearchSession.centres`),
     right or wrong."""
+    if getattr(model, "proposer", None) is None:
+        raise ValueError("whole_image_counts=model needs a model that finds entity centres "
+                         "(referent.instances: points); use whole_image_counts=gold")
     out: dict[str, int] = {}
     was_training = model.training
     model.eval()  # the counts decoding will see
