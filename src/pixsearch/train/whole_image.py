@@ -53,9 +53,11 @@ def last_sentence(rec: Record) -> str:
     return re.split(r"(?<=[.!?])\s+", "".join(texts).strip())[-1]
 
 
-def forced_turn(rec: Record, hits: Sequence[Any], evidence: EvidenceConfig) -> list | None:
-    """The assistant turn of `rec` after a forced whole-image search that returned `hits`;
-    None when the pool leaves the record out."""
+def forced_turn(rec: Record, hits: Sequence[Any], evidence: EvidenceConfig,
+                count: int | None = None) -> list | None:
+    """The assistant turn of `rec` after a forced whole-image search that returned `hits`,
+    its count line saying `count` (default: the scene's entities); None when the pool leaves
+    the record out."""
     if rec.question_type == "counting":
         answer = last_sentence(rec)
     elif rec.target is not None and len(rec.entities) > 1:
@@ -65,7 +67,8 @@ def forced_turn(rec: Record, hits: Sequence[Any], evidence: EvidenceConfig) -> l
         answer = IDK
     else:
         return None
-    seen = image_view(len(rec.masks)) if evidence.perception and evidence.image_count else None
+    count = len(rec.masks) if count is None else count
+    seen = image_view(count) if evidence.perception and evidence.image_count else None
     return [SearchCall("image", forced=True),
             Information(evidence.format(hits, seen).text), Text(" " + answer)]
 
@@ -91,7 +94,7 @@ def model_counts(model: Any, images: Sequence[str], root: str | Path,
 
 
 def _recount(turn: list, count: int) -> list:
-    """`turn` with its first whole-image evidence's count line saying `count`."""
+    """A gold `turn` with its first whole-image evidence's count line saying `count`."""
     out, done = [], False
     for part in turn:
         if (not done and isinstance(part, Information) and out
@@ -126,12 +129,13 @@ def whole_image_samples(records: Sequence[Record], index: Any, evidence: Evidenc
         if rec.image not in hits_of:
             image = load_image(str(Path(root) / rec.image))
             hits_of[rec.image] = index.search(Query("image", image=image), evidence.top_k)
-        turn = forced_turn(rec, hits_of[rec.image], evidence)
-        if turn is not None and counts is not None:
-            turn = _recount(turn, counts[rec.image])
-        if turn is None or (turn[-1].text == " " + IDK and rec.image in abstained):
+        turn = forced_turn(rec, hits_of[rec.image], evidence,
+                           None if counts is None else counts[rec.image])
+        if turn is None:
             continue
         if turn[-1].text == " " + IDK:
+            if rec.image in abstained:
+                continue
             abstained.add(rec.image)
         out.append(TrainSample(POOL, "trajectory", rec.question, turn, rec.image, [], rec.id))
     return out
