@@ -220,12 +220,11 @@ def test_model_counts_are_the_centres_its_sessions_tell(tmp_path):
         "enabled": True, "source": "components", "instances": "points",
         "peak_threshold": 0.0}})).eval()
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40, 3), np.uint8))
-    image.save(tmp_path / "a.png")
-    counts = model_counts(model, ["a.png", "a.png"], tmp_path)
+    counts = model_counts(model, ["a.png", "a.png"], lambda path: model.preprocess(image))
     session, _ = PixSearchSession.open(model, model.renderer.prompt("?"), image)
     assert counts == {"a.png": len(session.centres())}
     with pytest.raises(ValueError, match="entity centres"):
-        model_counts(build_model(get_preset("tiny")), ["a.png"], tmp_path)
+        model_counts(build_model(get_preset("tiny")), ["a.png"], lambda path: {})
 
 
 def test_count_lines_are_gold_or_the_models():

@@ -210,13 +210,14 @@ class Trainer:
                            "calibrate the trained model with `pixsearch eval calibrate`")
             model.cfg.abstention = AbstentionConfig()
         model.train()
+        features = self._features(model, [r.image for r in train_recs + val_recs if r.image])
         pools, val_pools = build_pools(train_recs), build_pools(val_recs)
         if any(float(st.mixture.get("text", 0)) > 0 for st in cfg.stages):
             pools["text"] = reading_samples(self.world, train_recs, model.cfg.evidence,
                                             seed=cfg.seed)
         if any(float(st.mixture.get(WHOLE_IMAGE, 0)) > 0 for st in cfg.stages):
-            counts = (model_counts(model, [r.image for r in train_recs if r.image], self.world,
-                                   cfg.progress and self.is_main)
+            counts = (model_counts(model, [r.image for r in train_recs if r.image],
+                                   features.get, cfg.progress and self.is_main)
                       if cfg.whole_image_counts == "model" else None)
             pools[WHOLE_IMAGE] = whole_image_samples(
                 train_recs, KnowledgeIndex.open(self.world / "index"), model.cfg.evidence,
@@ -232,8 +233,6 @@ class Trainer:
             val_pools, dropped_val = drop_long(model, val_pools, cfg.max_seq_len)
             self.log_print(f"skipped {dropped} train / {dropped_val} val samples longer than "
                            f"{cfg.max_seq_len} tokens")
-        images = [s.image for p in (*pools.values(), *val_pools.values()) for s in p if s.image]
-        features = self._features(model, images)
         progress = Progress(**state["progress"]) if state else Progress()
         if state and self.is_main:
             self._truncate_log(progress.global_step)

@@ -25,7 +25,7 @@ pool as they are, so a stage that draws only from it keeps what the model does t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,12 @@ def forced_turn(rec: Record, hits: Sequence[Any], evidence: EvidenceConfig,
 
 
 @torch.no_grad()
-def model_counts(model: Any, images: Sequence[str], root: str | Path,
+def model_counts(model: Any, images: Sequence[str],
+                 features: Callable[[str], dict[str, torch.Tensor]],
                  progress: bool = False) -> dict[str, int]:
-    """How many entity centres `model`'s proposer finds in each image (paths under `root`):
-    the count its whole-image evidence will carry when it decodes (`PixSearchSession.centres`),
-    right or wrong."""
+    """How many entity centres `model`'s proposer finds in each image: the count its
+    whole-image evidence will carry when it decodes (`PixSearchSession.centres`), right or
+    wrong. `features(image)`: what `model.preprocess` gives for it (`FeatureCache.get`)."""
     if getattr(model, "proposer", None) is None:
         raise ValueError("whole_image_counts=model needs a model that finds entity centres "
                          "(referent.instances: points); use whole_image_counts=gold")
@@ -86,7 +87,7 @@ def model_counts(model: Any, images: Sequence[str], root: str | Path,
     was_training = model.training
     model.eval()  # the counts decoding will see
     for path in progress_bar(sorted(set(images)), desc="entity counts", disable=not progress):
-        vis = model.stack_images([model.preprocess(load_image(str(Path(root) / path)))])
+        vis = model.stack_images([features(path)])
         _, mask_emb = model.encode_images({k: v.to(model._device()) for k, v in vis.items()})
         out[path] = len(model.proposer.points(mask_emb))
     model.train(was_training)
