@@ -7,6 +7,7 @@ import pytest
 
 from pixsearch.abstention import (
     FEATURES,
+    SEEN_READ,
     AbstentionConfig,
     confidence_features,
     grounding_features,
@@ -108,7 +109,7 @@ def test_confidence_features_from_a_trace():
                    SearchStep(1, "text", query_text="capital", hits=_hits("RED", top=0.6)),
                    SearchStep(2, "image", skipped="budget")], lm_logprobs=[-0.5, -1.5])
     f = confidence_features(trace)
-    assert set(f) == set(FEATURES)
+    assert set(f) == {*FEATURES, SEEN_READ}
     assert f["n_searches"] == 2 and f["region"] == 1.0 and f["image"] == 0.0
     assert f["hit_top1_min"] == pytest.approx(0.6) and f["hit_top1_first"] == pytest.approx(0.8)
     assert f["hit_margin_min"] == pytest.approx(0.1)

@@ -10,6 +10,12 @@ regression fitted on a validation split by `pixsearch eval calibrate`, never on 
 the threshold, the answer is replaced by `message`. The policy is saved with the model
 (`ModelConfig.abstention`), so the CLI, the server and the evaluation all use the threshold
 that was chosen for those weights.
+
+An answer read off the model's own look (a count from a perception line, `perception.py`) owes
+nothing to retrieval: the hit scores that predict a retrieved fact's truth say nothing about it.
+Such answers (every name and number of the answer found in a perception line) get a logistic
+regression of their own (`AbstentionConfig.perception`); both give a calibrated probability of
+a right answer, and one threshold decides.
 """
 
 from __future__ import annotations
@@ -27,10 +33,45 @@ FEATURES = ("searched", "n_searches", "hit_top1_min", "hit_margin_min", "hit_top
             "lm_mean_logprob", "lm_min_logprob", "region", "image", "text", "mask_score_min",
             "top_title_named", "final_grounded", "region_mask_score", "region_hit_top1",
             "region_hit_margin")
+# the policy of answers read off a perception line sees what can doubt a look, not the hits
+PERCEPTION_FEATURES = ("lm_mean_logprob", "lm_min_logprob", "region", "image", "mask_score_min",
+                       "n_searches")
+# 1 when every name and number of the answer is in a perception line (routes to that policy)
+SEEN_READ = "seen_read"
 
 _INFO = re.compile(re.escape(DISPLAY["info_open"]) + r".*?(?:" + re.escape(DISPLAY["info_close"])
                    + r"|$)", re.S)
 _WORD = re.compile(r"\+?[^\W_][\w'’+-]*")
+
+
+@dataclass
+class Logistic:
+    """A fitted logistic regression over named confidence features.
+
+    Attributes:
+        weights: weight per feature name (standardised features).
+        bias: intercept.
+        mean, scale: standardisation of each feature before the weights.
+    """
+
+    weights: dict[str, float] = field(default_factory=dict)
+    bias: float = 0.0
+    mean: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown abstention feature(s) {sorted(unknown)}; known: "
+                             f"{list(FEATURES)}")
+
+    def p(self, features: dict[str, float]) -> float:
+        """The probability this regression gives an answer with these features."""
+        z = self.bias
+        for name, w in self.weights.items():
+            x = (features.get(name, 0.0) - self.mean.get(name, 0.0)) / (self.scale.get(name) or 1.0)
+            z += w * x
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
 @dataclass
@@ -45,6 +86,8 @@ class AbstentionConfig:
         mean, scale: standardisation of each feature before the weights (fitted on val).
         message: the text of an abstention (CRAG-MM's "I don't know" detection accepts it).
         fitted_on: where the calibration came from (run folder, split, number of records).
+        perception: the regression for answers read off a perception line (`SEEN_READ`),
+            over `PERCEPTION_FEATURES`; None: the one above decides every answer.
     """
 
     enabled: bool = False
@@ -55,22 +98,18 @@ class AbstentionConfig:
     scale: dict[str, float] = field(default_factory=dict)
     message: str = "I don't know."
     fitted_on: str = ""
+    perception: Logistic | None = None
 
     def __post_init__(self) -> None:
-        unknown = set(self.weights) - set(FEATURES)
-        if unknown:
-            raise ValueError(f"unknown abstention feature(s) {sorted(unknown)}; known: "
-                             f"{list(FEATURES)}")
+        Logistic(self.weights)  # checks the feature names
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"abstention threshold must be in [0, 1], got {self.threshold}")
 
     def p_correct(self, features: dict[str, float]) -> float:
         """The calibrated probability that an answer with these features is right."""
-        z = self.bias
-        for name, w in self.weights.items():
-            x = (features.get(name, 0.0) - self.mean.get(name, 0.0)) / (self.scale.get(name) or 1.0)
-            z += w * x
-        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+        if self.perception is not None and features.get(SEEN_READ, 0.0) >= 1.0:
+            return self.perception.p(features)
+        return Logistic(self.weights, self.bias, self.mean, self.scale).p(features)
 
 
 def confidence_features(trace: Trace) -> dict[str, float]:
@@ -101,6 +140,7 @@ def confidence_features(trace: Trace) -> dict[str, float]:
         "mask_score_min": min(masks) if masks else 1.0,
         **grounding_features(trace),
         **region_route_features(first, tops, margins, masks),
+        SEEN_READ: seen_read(trace),
     }
 
 
@@ -155,12 +195,41 @@ def grounding_features(trace: Trace) -> dict[str, float]:
             "final_grounded": _grounded(DISPLAY_TAG_RE.sub(" ", final), evidence)}
 
 
+def seen_read(trace: Trace) -> float:
+    """1 when every name and number of the answer (as `final_grounded` picks them) and every
+    word it uses of what a perception line speaks of (`PERCEPTION_WORDS`: colours, left and
+    right) is a word of a perception line of its evidence, else 0 (also with no name or
+    number, or no perception line): an answer read off the model's own look, like "There are
+    3 flags in the picture." after `[0] Seen: 3 like it in the image.`, but not "There are 3
+    flags to the left of the red one." after that line, which says nothing of red or left."""
+    from pixsearch.perception import PERCEPTION_WORDS, SEEN  # torch: not for `pixsearch --help`
+
+    seen = {w for s in trace.steps for line in (s.evidence or "").splitlines()
+            if line.startswith(SEEN) for w in _words(line[len(SEEN):])}
+    if not seen:
+        return 0.0
+    final = DISPLAY_TAG_RE.sub(" ", trace.display.rsplit(DISPLAY["info_close"], 1)[-1])
+    spans = [w for m in _spans(final) for w in _words(m.group(0))]
+    said = spans + [w for w in _words(final) if w in PERCEPTION_WORDS]
+    return float(bool(spans) and all(w in seen for w in said))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def _spans(final: str) -> list[re.Match]:
+    """The names and numbers of `final`: words with a digit, capitalised words not opening a
+    sentence."""
+    starts = {m.end() for m in re.finditer(r"(?:^|[.!?])\s*", final)}
+    return [m for m in _WORD.finditer(final) if any(c.isdigit() for c in m.group(0))
+            or (m.group(0)[0].isupper() and m.start() not in starts)]
+
+
 def _grounded(final: str, evidence: str) -> float:
     if not evidence.strip():
         return 1.0
-    starts = {m.end() for m in re.finditer(r"(?:^|[.!?])\s*", final)}
-    spans = [m for m in _WORD.finditer(final) if any(c.isdigit() for c in m.group(0))
-             or (m.group(0)[0].isupper() and m.start() not in starts)]
+    spans = _spans(final)
     if not spans:
         return 1.0
     norm = evidence.lower().replace(",", "")

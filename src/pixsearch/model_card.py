@@ -164,8 +164,11 @@ def architecture_section(cfg: dict[str, Any], counts: dict[str, Any]) -> list[st
                      f"{', '.join(lora['targets'])}.")
     ab = cfg.get("abstention") or {}
     if ab.get("weights"):
-        lines.append(f"- **Abstention policy**: logistic regression on retrieval scores and "
-                     f"answer log-probs, threshold {ab['threshold']:.3f}, fitted on "
+        lines.append("- **Abstention policy**: logistic regression on retrieval scores and "
+                     "answer log-probs"
+                     + (" (answers read off a perception line: one of their own, on the LM's "
+                        "log-probs, route and mask score)" if ab.get("perception") else "")
+                     + f", threshold {ab['threshold']:.3f}, fitted on "
                      f"{ab.get('fitted_on', '?')}; below it the answer is \"{ab['message']}\".")
     lines += ["", f"Parameters: **{_millions(counts['total'])}** in the checkpoint, "
               f"**{_millions(counts['trainable'])}** trainable "

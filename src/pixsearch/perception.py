@@ -31,9 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pixsearch.model.colours import COLOUR_NAMES, colour_shares
+from pixsearch.model.colours import COLOUR_NAMES, COLOUR_WORDS, colour_shares
 
 SEEN = "[0] Seen: "  # opens the perception line, before the numbered hits
+# what a perception line can say about a region besides counts: its colours (and the words
+# expressions use for them) and where its likes lie
+PERCEPTION_WORDS = frozenset(w for words in COLOUR_WORDS.values() for name in words
+                             for w in name.replace("-", " ").split()) | {"left", "right"}
 SECOND_COLOUR = 0.2  # a second colour is named when it covers at least this share
 MAX_SIDE = 256  # masks and images are strided down to about this size before counting pixels
 # Instances from a span-conditioned probability map: its components above INSTANCE_P, each

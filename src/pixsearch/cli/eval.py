@@ -209,6 +209,9 @@ def calibrate(args: argparse.Namespace) -> int:
     print(f"threshold {policy.threshold:.3f} on {policy.fitted_on}: truthfulness "
           f"{100 * never['truthfulness']:.1f}% → {100 * at['truthfulness']:.1f}%, coverage "
           f"{100 * at['coverage']:.1f}% (in-sample; measure it on test)")
+    read = sum(o.features.get(A.SEEN_READ, 0.0) >= 1.0 for o in outs)
+    print(f"answers read off a perception line: {read} of {len(outs)}, decided by "
+          + ("a regression of their own" if policy.perception else "the same regression"))
     if args.folds > 1:
         _print_held_out(outs, args)
     if args.dry_run:

@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from pixsearch.abstention import FEATURES, AbstentionConfig, confidence_features
+from pixsearch.abstention import (
+    FEATURES,
+    PERCEPTION_FEATURES,
+    SEEN_READ,
+    AbstentionConfig,
+    Logistic,
+    confidence_features,
+)
 from pixsearch.config import to_dict
 from pixsearch.eval.crag import TurnResult, first_turns, is_missing
 from pixsearch.types import Trace
@@ -105,14 +112,15 @@ def risk_coverage(conf: Sequence[float], outcomes_: Sequence[Outcome]) -> list[d
     return points
 
 
-def calibrate(outcomes_: Sequence[Outcome], fitted_on: str = "", l2: float = 1.0,
-              features: Sequence[str] = FEATURES
-              ) -> tuple[AbstentionConfig, list[dict[str, float]]]:
-    """Fit the policy on `outcomes_` (with `features`, a subset of `FEATURES`) and choose the
-    threshold of best truthfulness (the highest coverage among ties). Returns the enabled
-    config and its risk–coverage curve."""
-    if len(outcomes_) < 20:
-        raise ValueError(f"calibration needs at least 20 answered records, got {len(outcomes_)}")
+MIN_OUTCOMES = 20  # fewer answers than this are too few to fit a regression on
+
+
+def fit_policy(outcomes_: Sequence[Outcome], features: Sequence[str], l2: float = 1.0
+               ) -> Logistic:
+    """The logistic regression of "answering beats abstaining" on `features` of `outcomes_`."""
+    if len(outcomes_) < MIN_OUTCOMES:
+        raise ValueError(f"calibration needs at least {MIN_OUTCOMES} answered records, got "
+                         f"{len(outcomes_)}")
     x = np.array([[o.features[f] for f in features] for o in outcomes_], dtype=float)
     y = np.array([o.answer_score > o.abstain_score for o in outcomes_], dtype=float)
     if y.min() == y.max():
@@ -121,11 +129,30 @@ def calibrate(outcomes_: Sequence[Outcome], fitted_on: str = "", l2: float = 1.0
     mean, scale = x.mean(0), x.std(0)
     scale[scale < 1e-8] = 1.0
     w, b = fit_logistic((x - mean) / scale, y, l2)
-    cfg = AbstentionConfig(enabled=True, threshold=0.0, bias=b,
-                           weights={f: float(v) for f, v in zip(features, w)},
-                           mean={f: float(v) for f, v in zip(features, mean)},
-                           scale={f: float(v) for f, v in zip(features, scale)},
-                           fitted_on=fitted_on)
+    return Logistic({f: float(v) for f, v in zip(features, w)}, b,
+                    {f: float(v) for f, v in zip(features, mean)},
+                    {f: float(v) for f, v in zip(features, scale)})
+
+
+def calibrate(outcomes_: Sequence[Outcome], fitted_on: str = "", l2: float = 1.0,
+              features: Sequence[str] = FEATURES
+              ) -> tuple[AbstentionConfig, list[dict[str, float]]]:
+    """Fit the policy on `outcomes_` (with `features`, a subset of `FEATURES`) and choose the
+    threshold of best truthfulness (the highest coverage among ties). Answers read off a
+    perception line get a regression of their own (`AbstentionConfig.perception`) when there
+    are enough of them, of both kinds, to fit one. Returns the enabled config and its
+    risk–coverage curve."""
+    seen = [o for o in outcomes_ if o.features.get(SEEN_READ, 0.0) >= 1.0]
+    try:
+        perception = fit_policy(seen, PERCEPTION_FEATURES, l2)
+    except ValueError:  # too few, or all of one kind: the main regression takes them
+        perception = None
+    routed = {id(o) for o in seen} if perception is not None else set()
+    rest = [o for o in outcomes_ if id(o) not in routed]
+    main = fit_policy(rest, features, l2)
+    cfg = AbstentionConfig(enabled=True, threshold=0.0, bias=main.bias, weights=main.weights,
+                           mean=main.mean, scale=main.scale, fitted_on=fitted_on,
+                           perception=perception)
     conf = [cfg.p_correct(o.features) for o in outcomes_]
     curve = risk_coverage(conf, outcomes_)
     best = max(curve, key=lambda p: (round(p["truthfulness"], 9), p["coverage"]))
