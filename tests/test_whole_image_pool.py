@@ -84,6 +84,9 @@ def test_forced_turn_counts_or_says_it_does_not_know():
     # without `image_count` the evidence is the hits alone
     plain = forced_turn(_record("c", "counting", None), hits, EvidenceConfig(perception=True))
     assert plain[1].evidence == "[1] Entity 1: Capital: One."
+    # without "I don't know." answers only the counts stay
+    assert forced_turn(_record("i", "identification", 2), hits, COUNTED, idk=False) is None
+    assert forced_turn(_record("c", "counting", None, n=4), hits, COUNTED, idk=False) == count
 
 
 def test_pool_from_a_real_index_one_abstention_per_scene(tmp_path):
@@ -108,6 +111,8 @@ def test_pool_from_a_real_index_one_abstention_per_scene(tmp_path):
     assert pool[1].display.endswith("</information> I don't know.")
     assert pool[2].display == gold  # the photo's own trajectory, its call the model's choice
     assert not pool[2].parts[0].forced
+    counts_only = whole_image_samples(records, index, COUNTED, tmp_path, idk=False)
+    assert [s.record_id for s in counts_only] == ["count", "photo"]
     # the counts the model will see, right or wrong, replace the scene's in every count line
     seen = whole_image_samples(records, index, COUNTED, tmp_path, counts={"s.png": 2})
     assert seen[0].parts[1].evidence.startswith("[0] Seen: 2 like it in the image.\n[1] ")
@@ -151,11 +156,17 @@ class CentresLM(ScriptedLM):
         return session, logits
 
 
-@pytest.mark.parametrize("evidence, opens", [(COUNTED, "[0] Seen: 2 like it in the image.\n"),
-                                             (EvidenceConfig(perception=True), "[1] ")])
-def test_engine_opens_whole_image_evidence_with_the_sessions_count(evidence, opens):
+TWO = np.array([[5.0, 5.0], [30.0, 20.0]])
+
+
+# no centre found is a proposer that missed (an outline), not an image of nothing: no line
+@pytest.mark.parametrize("evidence, centres, opens", [
+    (COUNTED, TWO, "[0] Seen: 2 like it in the image.\n"),
+    (COUNTED, np.zeros((0, 2)), "[1] "),
+    (EvidenceConfig(perception=True), TWO, "[1] ")])
+def test_engine_opens_whole_image_evidence_with_the_sessions_count(evidence, centres, opens):
     image = Image.new("RGB", (40, 30), (200, 30, 30))
-    lm = CentresLM([" Two."], np.array([[5.0, 5.0], [30.0, 20.0]]), evidence)
+    lm = CentresLM([" Two."], centres, evidence)
     ans = Engine(lm, RecordingSearch(), DecodeConfig(max_new_tokens=8)).answer(
         "How many flags?", image, forced_queries=[Query("image", image=image)])
     step = ans.trace.steps[0]

@@ -298,7 +298,7 @@ class _AnswerRun:
         """The perception line of a region query (`pixsearch/perception.py`) when the model
         was trained with one; the instances are the session's, if it can tell them. A
         whole-image query gets the count of the session's entity centres when the evidence
-        budget has `image_count` on."""
+        budget has `image_count` on and the session found any."""
         if not self.evidence.perception or query.image is None:
             return None
         def ask(name: str):  # what the session can tell (`DecodeSession`), or None
@@ -307,7 +307,9 @@ class _AnswerRun:
 
         if query.modality == "image":
             centres = ask("centres") if self.evidence.image_count else None
-            return None if centres is None else image_view(len(centres))
+            # no centre found is a proposer that missed (an outline, a photo unlike any
+            # flag), not an image of nothing: say nothing rather than "0 like it"
+            return None if centres is None or len(centres) == 0 else image_view(len(centres))
         if query.modality != "region":
             return None
         rgb = np.asarray(query.image.convert("RGB"), dtype=np.float32) / 255.0

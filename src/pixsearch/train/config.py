@@ -110,6 +110,11 @@ class TrainConfig:
         whole_image_counts: what the count lines of the `whole_image` pool say: "gold" (the
             scene's entities) or "model" (the entity centres this model's proposer finds,
             what its whole-image evidence carries when it decodes, `train/whole_image.py`).
+        whole_image_idk: the `whole_image` pool answers an egocentric scene's questions about
+            one of its entities with "I don't know." (one per scene); False leaves them out,
+            so the pool teaches counts and photos only and the calibrated policy abstains on
+            the rest (an "I don't know." after a whole-image search of a scene was also
+            written about photos of one flag).
         rename: share of the search trajectories (the "text" and "stage2" pools) whose
             country and capital names are replaced, consistently within the sample, by
             invented ones, so the answer can only be copied from the evidence
@@ -159,6 +164,7 @@ class TrainConfig:
     max_seq_len: int = 0
     rename: float = 0.0
     whole_image_counts: str = "gold"
+    whole_image_idk: bool = True
     num_workers: int = 0
     pin_memory: bool = True
     progress: bool = True

@@ -221,7 +221,7 @@ class Trainer:
                       if cfg.whole_image_counts == "model" else None)
             pools[WHOLE_IMAGE] = whole_image_samples(
                 train_recs, KnowledgeIndex.open(self.world / "index"), model.cfg.evidence,
-                self.world, cfg.progress and self.is_main, counts)
+                self.world, cfg.progress and self.is_main, counts, cfg.whole_image_idk)
             self.log_print(f"{len(pools[WHOLE_IMAGE])} samples after a whole-image search")
         if cfg.rename:
             pools = rename_pools(pools, cfg.rename, world_names(self.world), seed=cfg.seed)

@@ -54,13 +54,14 @@ def last_sentence(rec: Record) -> str:
 
 
 def forced_turn(rec: Record, hits: Sequence[Any], evidence: EvidenceConfig,
-                count: int | None = None) -> list | None:
+                count: int | None = None, idk: bool = True) -> list | None:
     """The assistant turn of `rec` after a forced whole-image search that returned `hits`,
     its count line saying `count` (default: the scene's entities); None when the pool leaves
-    the record out."""
+    the record out (with `idk` False, also every question that would be answered "I don't
+    know.")."""
     if rec.question_type == "counting":
         answer = last_sentence(rec)
-    elif rec.target is not None and len(rec.entities) > 1:
+    elif idk and rec.target is not None and len(rec.entities) > 1:
         target = rec.entities[rec.target].get("code")
         if hits and hits[0].entity == target:
             return None
@@ -110,11 +111,12 @@ def _recount(turn: list, count: int) -> list:
 
 def whole_image_samples(records: Sequence[Record], index: Any, evidence: EvidenceConfig,
                         root: str | Path, progress: bool = False,
-                        counts: dict[str, int] | None = None) -> list[TrainSample]:
+                        counts: dict[str, int] | None = None, idk: bool = True
+                        ) -> list[TrainSample]:
     """The pool of `records` (module doc); `index` answers `search(query, k)`, images are
     read under the world folder `root`. One whole-image search per scene. `counts` (image →
     count, `model_counts`): the count lines say what the model will see instead of the
-    scene's true number of entities."""
+    scene's true number of entities. `idk` False: no "I don't know." answers."""
     out: list[TrainSample] = []
     hits_of: dict[str, list] = {}
     abstained: set[str] = set()  # scenes that already have their "I don't know."
@@ -131,7 +133,7 @@ def whole_image_samples(records: Sequence[Record], index: Any, evidence: Evidenc
             image = load_image(str(Path(root) / rec.image))
             hits_of[rec.image] = index.search(Query("image", image=image), evidence.top_k)
         turn = forced_turn(rec, hits_of[rec.image], evidence,
-                           None if counts is None else counts[rec.image])
+                           None if counts is None else counts[rec.image], idk)
         if turn is None:
             continue
         if turn[-1].text == " " + IDK:
