@@ -90,11 +90,19 @@ CARDS = {
         "candidate's colours: pixsearch train --recipe referent --config "
         "configs/train/gemma_colour_words.yaml; it searches the world's index, whose image "
         "embedder is three networks also trained on the train scenes' region examples "
-        "(pixsearch world build --scale full: learned.members=3, index_regions=true)"),
+        "(pixsearch world build --scale full: learned.members=3, index_regions=true); then "
+        "its <image> row alone trained on forced whole-image searches answered with their "
+        "counts and on the photos' own whole-image trajectories: pixsearch world build "
+        "--scale full --out $PIXSEARCH_HOME/world-count reuse_index=true "
+        "evidence.perception=true evidence.image_count=true && pixsearch train --config "
+        "configs/train/gemma_whole_image.yaml"),
         data=DATA + ". The first run (`configs/train/gemma.yaml`, 53.9 min) and the referent "
         "selection (below; measured on the span embeddings before the last stage) used it as "
-        "is; the last stage (the table) used the same scenes and questions with gold "
-        "trajectories that look (`$PIXSEARCH_HOME/world-look`, `evidence.perception=true`)"),
+        "is; the stage that taught it to look (`configs/train/gemma_look.yaml`, 44.8 min) used "
+        "the same scenes and questions with gold trajectories that look "
+        "(`$PIXSEARCH_HOME/world-look`, `evidence.perception=true`); the last stage (the "
+        "table) used them with whole-image evidence that opens with the count "
+        "(`$PIXSEARCH_HOME/world-count`, `evidence.image_count=true`)"),
 }
 
 
