@@ -13,9 +13,9 @@ that was chosen for those weights.
 
 An answer read off the model's own look (a count from a perception line, `perception.py`) owes
 nothing to retrieval: the hit scores that predict a retrieved fact's truth say nothing about it.
-Such answers (every name and number of the answer found in a perception line) get a logistic
-regression of their own (`AbstentionConfig.perception`); both give a calibrated probability of
-a right answer, and one threshold decides.
+Such answers (every name, number, colour and left or right of the answer found in a perception
+line: `seen_read`) get a logistic regression of their own (`AbstentionConfig.perception`); both
+give a calibrated probability of a right answer, and one threshold decides.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ FEATURES = ("searched", "n_searches", "hit_top1_min", "hit_margin_min", "hit_top
 # the policy of answers read off a perception line sees what can doubt a look, not the hits
 PERCEPTION_FEATURES = ("lm_mean_logprob", "lm_min_logprob", "region", "image", "mask_score_min",
                        "n_searches")
-# 1 when every name and number of the answer is in a perception line (routes to that policy)
+# 1 when the answer is read off a perception line (`seen_read`; routes to that policy)
 SEEN_READ = "seen_read"
 
 _INFO = re.compile(re.escape(DISPLAY["info_open"]) + r".*?(?:" + re.escape(DISPLAY["info_close"])
