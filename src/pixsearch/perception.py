@@ -76,12 +76,14 @@ class RegionView:
         return f"{SEEN}{seen}."
 
 
-def image_view(total: int) -> str:
+def image_view(total: int) -> str | None:
     """The perception line of a whole-image search: how many entities the image shows, e.g.
-    `[0] Seen: 4 like it in the image.` (the region line's count, for the image as a whole)."""
+    `[0] Seen: 4 like it in the image.` (the region line's count, for the image as a whole).
+    None for 0: no centre found is a proposer that missed (an outline, a photo unlike any
+    flag), not an image of nothing, and "0 like it" made the model invent a country."""
     if total < 0:
         raise ValueError(f"an image shows a count of entities >= 0, got {total}")
-    return f"{SEEN}{total} like it in the image."
+    return f"{SEEN}{total} like it in the image." if total else None
 
 
 def instance_masks(prob: np.ndarray, p: float = INSTANCE_P, split_distance: int = SPLIT_DISTANCE,

@@ -307,9 +307,7 @@ class _AnswerRun:
 
         if query.modality == "image":
             centres = ask("centres") if self.evidence.image_count else None
-            # no centre found is a proposer that missed (an outline, a photo unlike any
-            # flag), not an image of nothing: say nothing rather than "0 like it"
-            return None if centres is None or len(centres) == 0 else image_view(len(centres))
+            return None if centres is None else image_view(len(centres))
         if query.modality != "region":
             return None
         rgb = np.asarray(query.image.convert("RGB"), dtype=np.float32) / 255.0

@@ -103,7 +103,8 @@ def _recount(turn: list, count: int) -> list:
                 and isinstance(out[-1], SearchCall) and out[-1].modality == "image"):
             lines = part.evidence.split("\n")
             if lines[0].startswith(SEEN):
-                part = Information("\n".join([image_view(count), *lines[1:]]))
+                seen = image_view(count)
+                part = Information("\n".join([*([seen] if seen else []), *lines[1:]]))
             done = True
         out.append(part)
     return out
